@@ -1,0 +1,669 @@
+//! Typed [`Sender`], [`Receiver`] and duplex [`Connection`] over a [`Codec`].
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use crate::codec::Codec;
+use crate::connection::{FdKind, Reader, Writer};
+use crate::error::{Error, Result};
+#[cfg(feature = "postcard")]
+use crate::Postcard;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Closes `fd` and reports the error, if this was its last owner.
+fn close_fd(fd: Arc<OwnedFd>) -> Result<()> {
+    match Arc::try_unwrap(fd) {
+        Ok(fd) => crate::transport::close(fd),
+        Err(_) => Ok(()),
+    }
+}
+
+struct Outbound<C> {
+    writer: Writer,
+    codec: C,
+    buf: Vec<u8>,
+}
+
+/// The sending half of a typed connection: values of `T`, encoded by `C`.
+///
+/// Made by [`pipe`](crate::pipe), by [`Connection::split`], or by the process and socket
+/// constructors. Methods take `&self`: a `Sender` can be shared between threads (through
+/// an `Arc`), and each message goes out whole, never interleaved with another thread's.
+///
+/// # Blocking
+///
+/// A send blocks until the kernel has taken the whole message; when the peer does not read
+/// and its buffer is full, that is until the peer reads or goes away. A send that returns
+/// `Ok` promises only that the bytes were handed to the kernel, not that the peer received
+/// them.
+pub struct Sender<T, #[cfg(feature = "postcard")] C = Postcard, #[cfg(not(feature = "postcard"))] C>
+{
+    fd: Arc<OwnedFd>,
+    out: Mutex<Outbound<C>>,
+    _marker: PhantomData<fn(&T)>,
+}
+
+impl<T, C> Sender<T, C> {
+    pub(crate) fn from_fd(fd: Arc<OwnedFd>, kind: FdKind, codec: C) -> Self {
+        let writer = Writer::new(Arc::clone(&fd), kind);
+        Sender {
+            fd,
+            out: Mutex::new(Outbound {
+                writer,
+                codec,
+                buf: Vec::new(),
+            }),
+            _marker: PhantomData,
+        }
+    }
+
+    /// Sends `value` as one message.
+    ///
+    /// The value is encoded into a buffer the sender keeps (it keeps the capacity of the
+    /// largest message sent), so a steady stream of values allocates nothing.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Encode`] when the codec refuses the value; nothing was sent.
+    /// - [`Error::Io`] of kind `BrokenPipe` or `ConnectionReset` when the peer is gone
+    ///   (see [`Error::is_disconnected`]), or any other I/O error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::pipe::<(u32, String)>()?;
+    /// tx.send(&(1, "one".to_string()))?;
+    /// assert_eq!(rx.recv()?, (1, "one".to_string()));
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn send(&self, value: &T) -> Result<()>
+    where
+        C: Codec<T>,
+    {
+        let mut out = lock(&self.out);
+        let Outbound { writer, codec, buf } = &mut *out;
+        buf.clear();
+        codec
+            .encode(value, buf)
+            .map_err(|e| Error::Encode(Box::new(e)))?;
+        writer.send_frame(buf)
+    }
+
+    /// Sends the bytes of `data` as one message, without encoding.
+    ///
+    /// `data` may be a slice of any [`Pod`] type (`u8`, `f64`, `i32`, arrays of them…);
+    /// its bytes are sent in native byte order, as Python's `send_bytes` sends an `array`.
+    /// Header and payload leave in one vectored write.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Sender::send), without [`Error::Encode`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::pipe::<()>()?;
+    /// tx.send_bytes(&[1.5f64, -2.0])?;
+    /// let mut out = [0f64; 2];
+    /// assert_eq!(rx.recv_bytes_into(&mut out)?, 16);
+    /// assert_eq!(out, [1.5, -2.0]);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn send_bytes<P: Pod>(&self, data: &[P]) -> Result<()> {
+        lock(&self.out)
+            .writer
+            .send_frame(bytemuck::cast_slice(data))
+    }
+
+    /// Closes the sender, reporting any error from `close(2)`.
+    ///
+    /// Dropping a sender closes it too, ignoring errors. When the descriptor is shared with
+    /// the other half of a [`split`](Connection::split) connection, it is closed when both
+    /// halves are gone and this returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the operating system reports an error on close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::pipe::<u8>()?;
+    /// tx.close()?;
+    /// assert!(matches!(rx.recv(), Err(procwire::Error::Disconnected)));
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn close(self) -> Result<()> {
+        let Sender { fd, out, .. } = self;
+        drop(out);
+        close_fd(fd)
+    }
+}
+
+struct Inbound<C> {
+    reader: Reader,
+    codec: C,
+}
+
+/// The receiving half of a typed connection: values of `T`, decoded by `C`.
+///
+/// Made by [`pipe`](crate::pipe), by [`Connection::split`], or by the process and socket
+/// constructors. Methods take `&self`; a receiver shared between threads hands each
+/// message to exactly one of them.
+///
+/// # Blocking
+///
+/// [`recv`](Receiver::recv), [`recv_bytes`](Receiver::recv_bytes) and
+/// [`recv_bytes_into`](Receiver::recv_bytes_into) block until a whole message has arrived
+/// or the stream ends. [`try_recv`](Receiver::try_recv) never blocks and
+/// [`recv_timeout`](Receiver::recv_timeout) blocks at most for its timeout; both keep the
+/// bytes of a message that arrived only in part, so nothing is lost.
+pub struct Receiver<
+    T,
+    #[cfg(feature = "postcard")] C = Postcard,
+    #[cfg(not(feature = "postcard"))] C,
+> {
+    fd: Arc<OwnedFd>,
+    inp: Mutex<Inbound<C>>,
+    _marker: PhantomData<fn() -> T>,
+}
+
+impl<T, C> Receiver<T, C> {
+    pub(crate) fn from_fd(fd: Arc<OwnedFd>, codec: C) -> Self {
+        let reader = Reader::new(Arc::clone(&fd));
+        Receiver {
+            fd,
+            inp: Mutex::new(Inbound { reader, codec }),
+            _marker: PhantomData,
+        }
+    }
+
+    /// Receives and decodes the next message, blocking until it has arrived.
+    ///
+    /// A message that fits in the receive buffer (64 KiB) is decoded in place: a steady
+    /// stream of small values allocates nothing beyond what `T` itself owns.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Disconnected`] when the peer closed the stream between messages.
+    /// - [`Error::Truncated`] when it closed the stream inside a message.
+    /// - [`Error::Decode`] when the codec refuses the payload; the message is consumed and
+    ///   the next one is readable.
+    /// - [`Error::MessageTooLarge`], [`Error::Protocol`] and [`Error::Io`] as described
+    ///   on [`Error`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::pipe::<Vec<u16>>()?;
+    /// tx.send(&vec![1, 2, 3])?;
+    /// assert_eq!(rx.recv()?, [1, 2, 3]);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv(&self) -> Result<T>
+    where
+        C: Codec<T>,
+    {
+        let mut inp = lock(&self.inp);
+        let Inbound { reader, codec } = &mut *inp;
+        reader
+            .recv_with(|bytes| codec.decode(bytes))?
+            .map_err(|e| Error::Decode(Box::new(e)))
+    }
+
+    /// Receives the next message if a whole one is ready, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Empty`] when no whole message is ready yet; bytes of a partly arrived
+    ///   message stay buffered.
+    /// - Otherwise as [`recv`](Receiver::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::pipe::<u8>()?;
+    /// assert!(matches!(rx.try_recv(), Err(procwire::Error::Empty)));
+    /// tx.send(&9)?;
+    /// assert_eq!(rx.try_recv()?, 9);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn try_recv(&self) -> Result<T>
+    where
+        C: Codec<T>,
+    {
+        if self.poll(Some(Duration::ZERO))? {
+            self.recv()
+        } else {
+            Err(Error::Empty)
+        }
+    }
+
+    /// Receives the next message, waiting at most `timeout` for it to arrive whole.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Timeout`] when no whole message arrived in time; nothing is lost.
+    /// - Otherwise as [`recv`](Receiver::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = procwire::pipe::<u8>()?;
+    /// let err = rx.recv_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert!(matches!(err, procwire::Error::Timeout));
+    /// tx.send(&1)?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(5))?, 1);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T>
+    where
+        C: Codec<T>,
+    {
+        if self.poll(Some(timeout))? {
+            self.recv()
+        } else {
+            Err(Error::Timeout)
+        }
+    }
+
+    /// A blocking iterator over received values; it ends when the peer disconnects at a
+    /// message boundary and yields every other error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::pipe::<u32>()?;
+    /// for i in 0..3 {
+    ///     tx.send(&i)?;
+    /// }
+    /// drop(tx);
+    /// let got: Vec<u32> = rx.iter().collect::<Result<_, _>>()?;
+    /// assert_eq!(got, [0, 1, 2]);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn iter(&self) -> Iter<'_, T, C>
+    where
+        C: Codec<T>,
+    {
+        Iter { rx: self }
+    }
+
+    /// Receives the next message's bytes as a new `Vec`, blocking until it has arrived.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Receiver::recv), without [`Error::Decode`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::pipe::<()>()?;
+    /// tx.send_bytes(b"hello")?;
+    /// assert_eq!(rx.recv_bytes()?, b"hello");
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv_bytes(&self) -> Result<Vec<u8>> {
+        lock(&self.inp).reader.recv_vec()
+    }
+
+    /// Receives the next message straight into `out`, returning the number of bytes
+    /// written; blocks until it has arrived.
+    ///
+    /// `out` may be a slice of any [`Pod`] type; the bytes land in it as sent, in the
+    /// sender's byte order. Start at an offset by slicing: `&mut buf[3..]`. A large payload
+    /// is read from the kernel directly into `out`, with no copy through a buffer and no
+    /// allocation.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::BufferTooShort`] when the message is longer than `out`'s bytes: it holds
+    ///   the whole message, which counts as received, and `out` is left untouched. The next
+    ///   message is still readable.
+    /// - Otherwise as [`recv_bytes`](Receiver::recv_bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::pipe::<()>()?;
+    /// tx.send_bytes(&[42i32, 1729])?;
+    /// tx.send_bytes(b"next")?;
+    ///
+    /// let mut small = [0i32; 1];
+    /// let Err(procwire::Error::BufferTooShort(whole)) = rx.recv_bytes_into(&mut small) else {
+    ///     panic!("expected BufferTooShort");
+    /// };
+    /// assert_eq!(whole.len(), 8);
+    /// assert_eq!(rx.recv_bytes()?, b"next");
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv_bytes_into<P: Pod>(&self, out: &mut [P]) -> Result<usize> {
+        lock(&self.inp)
+            .reader
+            .recv_into(bytemuck::cast_slice_mut(out))
+    }
+
+    /// Waits until the next receive will not block: a whole message has arrived, the stream
+    /// ended, or a framing error is pending. Returns `false` when `timeout` passed first.
+    ///
+    /// `None` waits forever; `Some(Duration::ZERO)` only looks. Bytes that arrive meanwhile
+    /// are kept for the next receive, so a message already buffered counts without a
+    /// system call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when waiting fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = procwire::pipe::<u8>()?;
+    /// assert!(!rx.poll(Some(Duration::ZERO))?);
+    /// tx.send(&1)?;
+    /// assert!(rx.poll(None)?);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
+        lock(&self.inp).reader.poll(timeout)
+    }
+
+    /// The largest payload this receiver accepts, in bytes
+    /// ([`DEFAULT_MAX_MESSAGE_SIZE`](crate::DEFAULT_MAX_MESSAGE_SIZE) unless changed).
+    pub fn max_message_size(&self) -> u64 {
+        lock(&self.inp).reader.max_message_size()
+    }
+
+    /// Sets the largest payload this receiver accepts. A longer message is refused with
+    /// [`Error::MessageTooLarge`] before anything of its size is allocated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::pipe::<()>()?;
+    /// rx.set_max_message_size(4);
+    /// tx.send_bytes(b"12345")?;
+    /// let err = rx.recv_bytes().unwrap_err();
+    /// assert_eq!(err.to_string(), "message of 5 bytes exceeds the 4-byte limit");
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn set_max_message_size(&self, max: u64) {
+        lock(&self.inp).reader.set_max_message_size(max);
+    }
+
+    /// Closes the receiver, reporting any error from `close(2)`; see [`Sender::close`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the operating system reports an error on close.
+    pub fn close(self) -> Result<()> {
+        let Receiver { fd, inp, .. } = self;
+        drop(inp);
+        close_fd(fd)
+    }
+}
+
+/// A blocking iterator over a [`Receiver`]'s values; see [`Receiver::iter`].
+pub struct Iter<'a, T, C> {
+    rx: &'a Receiver<T, C>,
+}
+
+impl<T, C: Codec<T>> Iterator for Iter<'_, T, C> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        match self.rx.recv() {
+            Err(Error::Disconnected) => None,
+            other => Some(other),
+        }
+    }
+}
+
+impl<T, C> fmt::Debug for Iter<'_, T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").finish_non_exhaustive()
+    }
+}
+
+/// A duplex typed connection: sends `S`, receives `R`, both through codec `C`.
+///
+/// Made by [`duplex`](crate::duplex), [`spawn`](crate::spawn),
+/// [`from_parent`](crate::from_parent) and the socket constructors. It is a
+/// [`Sender<S, C>`] and a [`Receiver<R, C>`] on one descriptor: every method of those is
+/// here too, and [`split`](Connection::split) separates them for two threads.
+///
+/// # Examples
+///
+/// ```
+/// let (a, b) = procwire::duplex::<String, usize>()?;
+/// a.send(&"four".to_string())?;
+/// let s = b.recv()?;
+/// b.send(&s.len())?;
+/// assert_eq!(a.recv()?, 4);
+/// # Ok::<(), procwire::Error>(())
+/// ```
+pub struct Connection<
+    S,
+    R,
+    #[cfg(feature = "postcard")] C = Postcard,
+    #[cfg(not(feature = "postcard"))] C,
+> {
+    tx: Sender<S, C>,
+    rx: Receiver<R, C>,
+}
+
+impl<S, R, C: Clone> Connection<S, R, C> {
+    pub(crate) fn from_socket(fd: OwnedFd, codec: C) -> Self {
+        let fd = Arc::new(fd);
+        Connection {
+            tx: Sender::from_fd(Arc::clone(&fd), FdKind::Socket, codec.clone()),
+            rx: Receiver::from_fd(fd, codec),
+        }
+    }
+}
+
+impl<S, R, C> Connection<S, R, C> {
+    /// Sends `value` as one message; see [`Sender::send`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send`].
+    pub fn send(&self, value: &S) -> Result<()>
+    where
+        C: Codec<S>,
+    {
+        self.tx.send(value)
+    }
+
+    /// Sends the bytes of `data` as one message; see [`Sender::send_bytes`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send_bytes`].
+    pub fn send_bytes<P: Pod>(&self, data: &[P]) -> Result<()> {
+        self.tx.send_bytes(data)
+    }
+
+    /// Receives the next value; see [`Receiver::recv`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv`].
+    pub fn recv(&self) -> Result<R>
+    where
+        C: Codec<R>,
+    {
+        self.rx.recv()
+    }
+
+    /// Receives the next value without blocking; see [`Receiver::try_recv`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::try_recv`].
+    pub fn try_recv(&self) -> Result<R>
+    where
+        C: Codec<R>,
+    {
+        self.rx.try_recv()
+    }
+
+    /// Receives the next value within `timeout`; see [`Receiver::recv_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv_timeout`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<R>
+    where
+        C: Codec<R>,
+    {
+        self.rx.recv_timeout(timeout)
+    }
+
+    /// A blocking iterator over received values; see [`Receiver::iter`].
+    pub fn iter(&self) -> Iter<'_, R, C>
+    where
+        C: Codec<R>,
+    {
+        self.rx.iter()
+    }
+
+    /// Receives the next message's bytes; see [`Receiver::recv_bytes`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv_bytes`].
+    pub fn recv_bytes(&self) -> Result<Vec<u8>> {
+        self.rx.recv_bytes()
+    }
+
+    /// Receives the next message into `out`; see [`Receiver::recv_bytes_into`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv_bytes_into`].
+    pub fn recv_bytes_into<P: Pod>(&self, out: &mut [P]) -> Result<usize> {
+        self.rx.recv_bytes_into(out)
+    }
+
+    /// Waits until the next receive will not block; see [`Receiver::poll`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::poll`].
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.rx.poll(timeout)
+    }
+
+    /// The largest payload this connection accepts; see [`Receiver::max_message_size`].
+    pub fn max_message_size(&self) -> u64 {
+        self.rx.max_message_size()
+    }
+
+    /// Sets the largest payload this connection accepts; see
+    /// [`Receiver::set_max_message_size`].
+    pub fn set_max_message_size(&self, max: u64) {
+        self.rx.set_max_message_size(max);
+    }
+
+    /// Splits the connection into its sending and receiving halves, for two threads.
+    ///
+    /// The halves share the descriptor; it is closed when both are dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = procwire::duplex::<u64, u64>()?;
+    /// let (tx, rx) = b.split();
+    /// let echo = std::thread::spawn(move || -> procwire::Result<()> {
+    ///     for v in rx.iter() {
+    ///         tx.send(&(v? * 2))?;
+    ///     }
+    ///     Ok(())
+    /// });
+    /// a.send(&21)?;
+    /// assert_eq!(a.recv()?, 42);
+    /// drop(a);
+    /// echo.join().unwrap()?;
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn split(self) -> (Sender<S, C>, Receiver<R, C>) {
+        (self.tx, self.rx)
+    }
+
+    /// Closes the connection, reporting any error from `close(2)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the operating system reports an error on close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = procwire::duplex::<u8, u8>()?;
+    /// a.close()?;
+    /// assert!(matches!(b.recv(), Err(procwire::Error::Disconnected)));
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn close(self) -> Result<()> {
+        let Connection { tx, rx } = self;
+        let Sender { out, .. } = tx;
+        drop(out);
+        rx.close()
+    }
+}
+
+macro_rules! impl_fd {
+    ($($ty:ident<$($p:ident),+>),+) => {$(
+        impl<$($p),+> AsFd for $ty<$($p),+> {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.fd().as_fd()
+            }
+        }
+
+        impl<$($p),+> AsRawFd for $ty<$($p),+> {
+            fn as_raw_fd(&self) -> RawFd {
+                self.fd().as_raw_fd()
+            }
+        }
+
+        impl<$($p),+> fmt::Debug for $ty<$($p),+> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("fd", &self.fd().as_raw_fd())
+                    .finish_non_exhaustive()
+            }
+        }
+    )+};
+}
+
+impl<T, C> Sender<T, C> {
+    fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+}
+
+impl<T, C> Receiver<T, C> {
+    fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+}
+
+impl<S, R, C> Connection<S, R, C> {
+    fn fd(&self) -> &OwnedFd {
+        &self.rx.fd
+    }
+}
+
+impl_fd!(Sender<T, C>, Receiver<T, C>, Connection<S, R, C>);

@@ -1,0 +1,403 @@
+//! The message layer: framed reads and writes over one file descriptor.
+//!
+//! [`Reader`] keeps one read buffer per receiver: a small message costs one `read`, a
+//! payload larger than half the buffer is read straight into its destination. [`Writer`]
+//! sends header and payload with one vectored write. Both are private; the typed
+//! [`Sender`](crate::Sender), [`Receiver`](crate::Receiver) and
+//! [`Connection`](crate::Connection) expose them.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use polling::{Event, Events, PollMode, Poller};
+
+use crate::error::{Error, Result};
+use crate::frame::Header;
+use crate::sigpipe;
+
+/// The default maximum message size: 256 MiB.
+///
+/// A frame header announcing a longer payload is refused with
+/// [`Error::MessageTooLarge`] before anything of that size is allocated. Change it per
+/// connection with `set_max_message_size`.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 256 << 20;
+
+/// Size of the read buffer each receiver keeps.
+const READ_BUF: usize = 64 << 10;
+
+/// How a descriptor is written without risking `SIGPIPE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FdKind {
+    /// A socket: `sendmsg(MSG_NOSIGNAL)`.
+    Socket,
+    /// A pipe or FIFO: `writev`, with `SIGPIPE` blocked around it unless ignored.
+    Pipe,
+}
+
+/// The write side of a connection.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    fd: Arc<OwnedFd>,
+    kind: FdKind,
+    mask_sigpipe: bool,
+}
+
+impl Writer {
+    pub(crate) fn new(fd: Arc<OwnedFd>, kind: FdKind) -> Writer {
+        let mask_sigpipe = kind == FdKind::Pipe && !sigpipe::is_ignored();
+        Writer {
+            fd,
+            kind,
+            mask_sigpipe,
+        }
+    }
+
+    /// Writes one whole frame: header and payload leave in one vectored write unless the
+    /// kernel takes only part, and then the rest follows.
+    pub(crate) fn send_frame(&self, payload: &[u8]) -> Result<()> {
+        let header = Header::for_payload(payload.len() as u64).encode();
+        let mut iov = [IoSlice::new(&header), IoSlice::new(payload)];
+        let mut rest: &mut [IoSlice<'_>] = &mut iov;
+        while !rest.is_empty() {
+            match self.write_vectored(rest) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn write_vectored(&self, iov: &[IoSlice<'_>]) -> io::Result<usize> {
+        let fd = self.fd.as_fd();
+        let result = match self.kind {
+            FdKind::Socket => rustix::net::sendmsg(
+                fd,
+                iov,
+                &mut rustix::net::SendAncillaryBuffer::default(),
+                rustix::net::SendFlags::NOSIGNAL,
+            ),
+            FdKind::Pipe if self.mask_sigpipe => {
+                return sigpipe::with_sigpipe_blocked(|| {
+                    rustix::io::writev(fd, iov).map_err(io::Error::from)
+                })
+            }
+            FdKind::Pipe => rustix::io::writev(fd, iov),
+        };
+        result.map_err(io::Error::from)
+    }
+}
+
+/// The lazily created poller a reader waits on.
+struct Waiter {
+    poller: Poller,
+    events: Events,
+    level: bool,
+}
+
+/// The read side of a connection: a buffer, a size limit and a poller.
+pub(crate) struct Reader {
+    fd: Arc<OwnedFd>,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    max: u64,
+    poisoned: bool,
+    waiter: Option<Waiter>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("buffered", &(self.end - self.pos))
+            .field("max_message_size", &self.max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let Some(w) = &self.waiter {
+            // Deregister while the descriptor is still open (it may outlive us in a Writer).
+            let _ = w.poller.delete(self.fd.as_fd());
+        }
+    }
+}
+
+impl Reader {
+    pub(crate) fn new(fd: Arc<OwnedFd>) -> Reader {
+        Reader {
+            fd,
+            buf: vec![0; READ_BUF],
+            pos: 0,
+            end: 0,
+            max: DEFAULT_MAX_MESSAGE_SIZE,
+            poisoned: false,
+            waiter: None,
+        }
+    }
+
+    pub(crate) fn max_message_size(&self) -> u64 {
+        self.max
+    }
+
+    pub(crate) fn set_max_message_size(&mut self, max: u64) {
+        self.max = max;
+    }
+
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..self.end]
+    }
+
+    /// Reads once into the buffer, after making room for `want` bytes past `pos` when the
+    /// buffer allows. Returns the number of bytes read; 0 means end of stream.
+    fn fill(&mut self, want: usize) -> Result<usize> {
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+        } else if self.pos > 0 && (self.buf.len() - self.pos < want || self.end == self.buf.len()) {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        debug_assert!(self.end < self.buf.len());
+        read_retrying(&self.fd, &mut self.buf[self.end..]).inspect(|&n| self.end += n)
+    }
+
+    fn check_readable(&self) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Protocol(
+                "receiving is disabled after an oversized or malformed message".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads and consumes the next frame header, blocking as needed.
+    fn next_header(&mut self) -> Result<Header> {
+        self.check_readable()?;
+        let header = loop {
+            match Header::decode(self.buffered()) {
+                Ok(Some(h)) => break h,
+                Ok(None) => {}
+                Err(e) => {
+                    self.poisoned = true;
+                    return Err(e);
+                }
+            }
+            let have = self.end - self.pos;
+            if self.fill(crate::frame::MAX_HEADER_LEN)? == 0 {
+                return Err(eof(have as u64, if have < 4 { 4 } else { 12 }));
+            }
+        };
+        if header.payload_len() > self.max {
+            self.poisoned = true;
+            return Err(Error::MessageTooLarge {
+                len: header.payload_len(),
+                limit: self.max,
+            });
+        }
+        self.pos += header.header_len();
+        Ok(header)
+    }
+
+    /// Reads exactly `dst.len()` payload bytes of the frame `header`, from the buffer first
+    /// and then from the descriptor, straight into `dst` for large remainders.
+    fn read_payload(&mut self, header: Header, dst: &mut [u8]) -> Result<()> {
+        let mut done = 0;
+        while done < dst.len() {
+            if self.pos < self.end {
+                let n = (self.end - self.pos).min(dst.len() - done);
+                dst[done..done + n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+                self.pos += n;
+                done += n;
+                continue;
+            }
+            let rest = dst.len() - done;
+            let n = if rest >= self.buf.len() / 2 {
+                read_retrying(&self.fd, &mut dst[done..])?
+            } else {
+                self.fill(rest)?
+            };
+            if n == 0 {
+                let received = header.header_len() as u64 + done as u64;
+                return Err(eof(received, header.frame_len()));
+            }
+            if rest >= self.buf.len() / 2 {
+                done += n;
+            }
+        }
+        self.shrink_if_idle();
+        Ok(())
+    }
+
+    /// Gives back a buffer that `poll` grew for a large message once it is consumed.
+    fn shrink_if_idle(&mut self) {
+        if self.buf.len() > READ_BUF && self.pos == self.end {
+            self.buf = vec![0; READ_BUF];
+            self.pos = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Receives one message into `dst`; see `Receiver::recv_bytes_into`.
+    pub(crate) fn recv_into(&mut self, dst: &mut [u8]) -> Result<usize> {
+        let header = self.next_header()?;
+        let len = header.payload_len() as usize; // <= max, which fits in memory
+        if len > dst.len() {
+            let mut whole = vec![0; len];
+            self.read_payload(header, &mut whole)?;
+            return Err(Error::BufferTooShort(whole));
+        }
+        self.read_payload(header, &mut dst[..len])?;
+        Ok(len)
+    }
+
+    /// Receives one message as a new `Vec`.
+    pub(crate) fn recv_vec(&mut self) -> Result<Vec<u8>> {
+        let header = self.next_header()?;
+        let mut whole = vec![0; header.payload_len() as usize];
+        self.read_payload(header, &mut whole)?;
+        Ok(whole)
+    }
+
+    /// Receives one message and hands its payload to `f`: in place in the read buffer when
+    /// the frame fits there (no allocation), otherwise through a new `Vec`.
+    pub(crate) fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let header = self.next_header()?;
+        let len = header.payload_len() as usize;
+        if len > self.buf.len() {
+            let mut whole = vec![0; len];
+            self.read_payload(header, &mut whole)?;
+            return Ok(f(&whole));
+        }
+        while self.end - self.pos < len {
+            let have = self.end - self.pos;
+            if self.fill(len)? == 0 {
+                let received = (header.header_len() + have) as u64;
+                return Err(eof(received, header.frame_len()));
+            }
+        }
+        let start = self.pos;
+        self.pos += len;
+        let out = f(&self.buf[start..start + len]);
+        self.shrink_if_idle();
+        Ok(out)
+    }
+
+    /// Whether the buffer holds what the next receive needs without blocking: a whole
+    /// frame, or a header that the next receive will refuse.
+    fn frame_buffered(&self) -> bool {
+        match Header::decode(self.buffered()) {
+            Ok(Some(h)) => {
+                h.payload_len() > self.max || h.frame_len() <= self.buffered().len() as u64
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
+    /// Waits until a whole message, end of stream or a framing error is ready, reading
+    /// whatever arrives into the buffer meanwhile. `None` waits forever.
+    pub(crate) fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            if self.poisoned || self.frame_buffered() {
+                return Ok(true);
+            }
+            let want = match Header::decode(self.buffered()) {
+                Ok(Some(h)) => h.frame_len() as usize, // <= max + 12, checked above
+                _ => crate::frame::MAX_HEADER_LEN,
+            };
+            self.reserve_frame(want);
+            let remaining = match (timeout, deadline) {
+                (None, _) => None,
+                (Some(_), Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+                (Some(_), None) => None, // a timeout too far away to represent
+            };
+            if !self.wait_readable(remaining)? {
+                return Ok(false);
+            }
+            if self.fill(want)? == 0 {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Grows the buffer so that a frame of `frame_len` bytes fits from `pos`.
+    fn reserve_frame(&mut self, frame_len: usize) {
+        if frame_len > self.buf.len() {
+            let mut bigger = vec![0; frame_len];
+            let have = self.end - self.pos;
+            bigger[..have].copy_from_slice(self.buffered());
+            self.buf = bigger;
+            self.pos = 0;
+            self.end = have;
+        }
+    }
+
+    /// Waits for the descriptor to become readable; false on timeout.
+    fn wait_readable(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        if self.waiter.is_none() {
+            self.waiter = Some(new_waiter(&self.fd)?);
+        }
+        let w = self.waiter.as_mut().expect("just created");
+        if !w.level {
+            w.poller.modify(self.fd.as_fd(), Event::readable(0))?;
+        }
+        w.events.clear();
+        loop {
+            match w.poller.wait(&mut w.events, timeout) {
+                Ok(_) => return Ok(!w.events.is_empty()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn new_waiter(fd: &Arc<OwnedFd>) -> Result<Waiter> {
+    let poller = Poller::new()?;
+    let level = poller.supports_level();
+    let mode = if level {
+        PollMode::Level
+    } else {
+        PollMode::Oneshot
+    };
+    // SAFETY: `Reader::drop` deletes the descriptor from this poller before the poller is
+    // dropped, and the reader holds an `Arc` to the descriptor, so it stays open for as
+    // long as it is registered.
+    #[allow(unsafe_code)]
+    unsafe {
+        poller.add_with_mode(fd.as_raw_fd(), Event::readable(0), mode)?;
+    }
+    let events = Events::with_capacity(std::num::NonZeroUsize::MIN);
+    Ok(Waiter {
+        poller,
+        events,
+        level,
+    })
+}
+
+fn read_retrying(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The error for an end of stream after `received` of a frame's `expected` bytes.
+fn eof(received: u64, expected: u64) -> Error {
+    if received == 0 {
+        Error::Disconnected
+    } else {
+        Error::Truncated { received, expected }
+    }
+}

@@ -1,0 +1,178 @@
+//! The one error type of the crate.
+
+use std::fmt;
+use std::io;
+
+/// A boxed error from a codec, kept as the [`source`](std::error::Error::source) of
+/// [`Error::Encode`] and [`Error::Decode`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong on a procwire connection.
+///
+/// The variants are the outcomes a caller can act on. Which ones leave the connection
+/// usable is part of each variant's documentation:
+///
+/// | variant | connection afterwards |
+/// | --- | --- |
+/// | [`Disconnected`](Error::Disconnected) | at end of stream; further receives return it again |
+/// | [`Truncated`](Error::Truncated) | at end of stream |
+/// | [`MessageTooLarge`](Error::MessageTooLarge) | receiving disabled, sending still works |
+/// | [`Protocol`](Error::Protocol) | receiving disabled, sending still works |
+/// | [`BufferTooShort`](Error::BufferTooShort) | usable, the message was consumed |
+/// | [`Decode`](Error::Decode) | usable, the message was consumed |
+/// | [`Encode`](Error::Encode) | usable, nothing was sent |
+/// | [`Timeout`](Error::Timeout), [`Empty`](Error::Empty) | usable, nothing was lost |
+/// | [`Io`](Error::Io) | depends on the error; see [`Error::is_disconnected`] |
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = procwire::pipe::<u32>()?;
+/// drop(tx);
+/// let err = rx.recv().unwrap_err();
+/// assert!(matches!(err, procwire::Error::Disconnected));
+/// assert!(err.is_disconnected());
+/// # Ok::<(), procwire::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer closed the stream at a message boundary (CPython's `EOFError`).
+    Disconnected,
+    /// The peer closed the stream inside a message: after `received` of the
+    /// `expected` bytes of its frame (header included).
+    Truncated {
+        /// Bytes of the frame that arrived.
+        received: u64,
+        /// Bytes the frame needed: the header's size while the header was incomplete,
+        /// otherwise header plus payload.
+        expected: u64,
+    },
+    /// A frame header announced a payload larger than the connection's limit.
+    ///
+    /// Nothing of that size was allocated and the payload was left unread; as in CPython,
+    /// the connection can no longer receive (further receives return
+    /// [`Error::Protocol`]), but it can still send.
+    MessageTooLarge {
+        /// The length the peer announced.
+        len: u64,
+        /// The connection's maximum message size.
+        limit: u64,
+    },
+    /// The slice given to `recv_bytes_into` was too small; this holds the whole message,
+    /// which counts as received. The next message is still readable.
+    BufferTooShort(Vec<u8>),
+    /// The codec could not encode a value; nothing was sent.
+    Encode(BoxError),
+    /// The codec could not decode a message; the message was consumed and the next one is
+    /// still readable.
+    Decode(BoxError),
+    /// The peer broke the framing protocol (for example a negative length other than the
+    /// `-1` escape), or receiving was disabled by an earlier such error.
+    Protocol(String),
+    /// No message arrived before the deadline. Nothing was lost: bytes that did arrive stay
+    /// buffered for the next receive.
+    Timeout,
+    /// A non-blocking receive found no whole message ready.
+    Empty,
+    /// An operating-system error. Sending to a peer that is gone gives the kinds
+    /// `BrokenPipe` or `ConnectionReset`, never a `SIGPIPE`.
+    Io(io::Error),
+}
+
+impl Error {
+    /// Whether this error means the peer is gone: [`Disconnected`](Error::Disconnected),
+    /// [`Truncated`](Error::Truncated), or an I/O error of kind `BrokenPipe`,
+    /// `ConnectionReset` or `ConnectionAborted`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::pipe::<u32>()?;
+    /// drop(rx);
+    /// assert!(tx.send(&7).unwrap_err().is_disconnected());
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn is_disconnected(&self) -> bool {
+        match self {
+            Error::Disconnected | Error::Truncated { .. } => true,
+            Error::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+            ),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Disconnected => f.write_str("peer closed the connection"),
+            Error::Truncated { received, expected } => write!(
+                f,
+                "peer closed the connection inside a message ({received} of {expected} bytes received)"
+            ),
+            Error::MessageTooLarge { len, limit } => write!(
+                f,
+                "message of {len} bytes exceeds the {limit}-byte limit"
+            ),
+            Error::BufferTooShort(msg) => write!(
+                f,
+                "buffer too short for a message of {} bytes",
+                msg.len()
+            ),
+            Error::Encode(_) => f.write_str("failed to encode a message"),
+            Error::Decode(_) => f.write_str("failed to decode a message"),
+            Error::Protocol(why) => write!(f, "protocol error: {why}"),
+            Error::Timeout => f.write_str("timed out waiting for a message"),
+            Error::Empty => f.write_str("no message ready"),
+            Error::Io(_) => f.write_str("i/o error"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Encode(e) | Error::Decode(e) => Some(&**e),
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<rustix::io::Errno> for Error {
+    fn from(e: rustix::io::Errno) -> Self {
+        Error::Io(e.into())
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        use io::ErrorKind as K;
+        let kind = match &e {
+            Error::Io(inner) => inner.kind(),
+            Error::Disconnected | Error::Truncated { .. } => K::UnexpectedEof,
+            Error::MessageTooLarge { .. } | Error::Protocol(_) | Error::Decode(_) => K::InvalidData,
+            Error::BufferTooShort(_) | Error::Encode(_) => K::InvalidInput,
+            Error::Timeout => K::TimedOut,
+            Error::Empty => K::WouldBlock,
+        };
+        match e {
+            Error::Io(inner) => inner,
+            other => io::Error::new(kind, other),
+        }
+    }
+}
+
+/// Shorthand for `Result<T, procwire::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

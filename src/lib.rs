@@ -1,0 +1,32 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(not(unix))]
+compile_error!(
+    "procwire supports Linux and other Unix systems only; Windows named pipes are not implemented"
+);
+
+mod channel;
+pub mod codec;
+mod connection;
+mod error;
+mod frame;
+mod process;
+mod sigpipe;
+mod transport;
+
+#[cfg(feature = "postcard")]
+pub use crate::codec::Postcard;
+#[cfg(feature = "postcard")]
+pub use crate::process::{from_parent, spawn};
+#[cfg(feature = "postcard")]
+pub use crate::transport::{duplex, pipe};
+pub use crate::{
+    channel::{Connection, Iter, Receiver, Sender},
+    codec::Codec,
+    connection::DEFAULT_MAX_MESSAGE_SIZE,
+    error::{BoxError, Error, Result},
+    frame::{EncodedHeader, Header, MAX_HEADER_LEN},
+    process::{from_parent_with, spawn_with, PARENT_FD_ENV},
+    transport::{duplex_with, pipe_with},
+};
