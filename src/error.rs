@@ -22,6 +22,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | [`Decode`](Error::Decode) | usable, the message was consumed |
 /// | [`Encode`](Error::Encode) | usable, nothing was sent |
 /// | [`Timeout`](Error::Timeout), [`Empty`](Error::Empty) | usable, nothing was lost |
+/// | [`AuthenticationFailed`](Error::AuthenticationFailed) | should be closed |
 /// | [`Io`](Error::Io) | depends on the error; see [`Error::is_disconnected`] |
 ///
 /// # Examples
@@ -75,6 +76,10 @@ pub enum Error {
     Timeout,
     /// A non-blocking receive found no whole message ready.
     Empty,
+    /// The authentication handshake failed: wrong key, a malformed or oversized handshake
+    /// message, or a peer that does not speak the protocol. The reason never contains key
+    /// or digest bytes.
+    AuthenticationFailed(String),
     /// An operating-system error. Sending to a peer that is gone gives the kinds
     /// `BrokenPipe` or `ConnectionReset`, never a `SIGPIPE`.
     Io(io::Error),
@@ -129,6 +134,7 @@ impl fmt::Display for Error {
             Error::Protocol(why) => write!(f, "protocol error: {why}"),
             Error::Timeout => f.write_str("timed out waiting for a message"),
             Error::Empty => f.write_str("no message ready"),
+            Error::AuthenticationFailed(why) => write!(f, "authentication failed: {why}"),
             Error::Io(_) => f.write_str("i/o error"),
         }
     }
@@ -166,6 +172,7 @@ impl From<Error> for io::Error {
             Error::BufferTooShort(_) | Error::Encode(_) => K::InvalidInput,
             Error::Timeout => K::TimedOut,
             Error::Empty => K::WouldBlock,
+            Error::AuthenticationFailed(_) => K::PermissionDenied,
         };
         match e {
             Error::Io(inner) => inner,
