@@ -6,6 +6,7 @@ compile_error!(
     "procwire supports Linux and other Unix systems only; Windows named pipes are not implemented"
 );
 
+mod auth;
 mod channel;
 pub mod codec;
 mod connection;
@@ -22,6 +23,7 @@ pub use crate::process::{from_parent, spawn};
 #[cfg(feature = "postcard")]
 pub use crate::transport::{duplex, pipe};
 pub use crate::{
+    auth::{answer_challenge, client_handshake, deliver_challenge, server_handshake, AuthKey},
     channel::{Connection, Iter, Receiver, Sender},
     codec::Codec,
     connection::DEFAULT_MAX_MESSAGE_SIZE,
