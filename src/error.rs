@@ -23,6 +23,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | [`Encode`](Error::Encode) | usable, nothing was sent |
 /// | [`Timeout`](Error::Timeout), [`Empty`](Error::Empty) | usable, nothing was lost |
 /// | [`AuthenticationFailed`](Error::AuthenticationFailed) | should be closed |
+/// | [`InvalidAddress`](Error::InvalidAddress) | (no connection was made) |
 /// | [`Io`](Error::Io) | depends on the error; see [`Error::is_disconnected`] |
 ///
 /// # Examples
@@ -76,6 +77,8 @@ pub enum Error {
     Timeout,
     /// A non-blocking receive found no whole message ready.
     Empty,
+    /// An address could not be parsed or used: the message names the input and the reason.
+    InvalidAddress(String),
     /// The authentication handshake failed: wrong key, a malformed or oversized handshake
     /// message, or a peer that does not speak the protocol. The reason never contains key
     /// or digest bytes.
@@ -135,6 +138,7 @@ impl fmt::Display for Error {
             Error::Timeout => f.write_str("timed out waiting for a message"),
             Error::Empty => f.write_str("no message ready"),
             Error::AuthenticationFailed(why) => write!(f, "authentication failed: {why}"),
+            Error::InvalidAddress(why) => write!(f, "invalid address {why}"),
             Error::Io(_) => f.write_str("i/o error"),
         }
     }
@@ -173,6 +177,7 @@ impl From<Error> for io::Error {
             Error::Timeout => K::TimedOut,
             Error::Empty => K::WouldBlock,
             Error::AuthenticationFailed(_) => K::PermissionDenied,
+            Error::InvalidAddress(_) => K::InvalidInput,
         };
         match e {
             Error::Io(inner) => inner,

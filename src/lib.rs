@@ -6,12 +6,15 @@ compile_error!(
     "procwire supports Linux and other Unix systems only; Windows named pipes are not implemented"
 );
 
+mod address;
 mod auth;
 mod channel;
+mod client;
 pub mod codec;
 mod connection;
 mod error;
 mod frame;
+mod listener;
 mod process;
 mod sigpipe;
 mod transport;
@@ -23,12 +26,15 @@ pub use crate::process::{from_parent, spawn};
 #[cfg(feature = "postcard")]
 pub use crate::transport::{duplex, pipe};
 pub use crate::{
+    address::{Address, Family, MAX_UNIX_PATH},
     auth::{answer_challenge, client_handshake, deliver_challenge, server_handshake, AuthKey},
     channel::{Connection, Iter, Receiver, Sender},
+    client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT},
     codec::Codec,
     connection::DEFAULT_MAX_MESSAGE_SIZE,
     error::{BoxError, Error, Result},
     frame::{EncodedHeader, Header, MAX_HEADER_LEN},
+    listener::{Listener, ListenerBuilder, DEFAULT_BACKLOG, DEFAULT_HANDSHAKE_TIMEOUT},
     process::{from_parent_with, spawn_with, PARENT_FD_ENV},
     transport::{duplex_with, pipe_with},
 };

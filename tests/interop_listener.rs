@@ -1,0 +1,228 @@
+//! Listener and Client against real CPython `multiprocessing.connection`, every interpreter
+//! found (see `pyinterop`): Rust Listener ↔ Python Client and Python Listener ↔ Rust Client,
+//! over TCP, a Unix path and an abstract socket, with no key, the right key and a wrong key.
+
+mod pyinterop;
+
+use std::path::PathBuf;
+use std::thread;
+use std::time::Duration;
+
+use procwire::{Address, Client, Connection, Error, Listener};
+use pyinterop::{pythons, spawn_script, wait_bounded, Outcome, Python, CHILD_LIMIT};
+
+type Bytes = Connection<(), ()>;
+
+const KEY: &str = "secret-key";
+const WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, Copy)]
+enum Key {
+    None,
+    Right,
+    Wrong,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Family {
+    Tcp,
+    Unix,
+    Abstract,
+}
+
+const KEYS: [Key; 3] = [Key::None, Key::Right, Key::Wrong];
+const FAMILIES: [Family; 3] = [Family::Tcp, Family::Unix, Family::Abstract];
+
+/// A private directory for the socket files of one test, removed at its end.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("pw-interop-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn python_key(key: Key) -> &'static str {
+    match key {
+        Key::None => "-",
+        Key::Right => KEY,
+        Key::Wrong => "wrong-key",
+    }
+}
+
+/// Whether the handshake can succeed: the legacy MD5 protocol of CPython ≤ 3.11 needs the
+/// `legacy-md5` feature.
+fn should_succeed(py: &Python, key: Key) -> bool {
+    match key {
+        Key::None => true,
+        Key::Right => !py.legacy_auth() || cfg!(feature = "legacy-md5"),
+        Key::Wrong => false,
+    }
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn recv_within(conn: &Bytes) -> procwire::Result<Vec<u8>> {
+    if !conn.poll(Some(WAIT))? {
+        return Err(Error::Timeout);
+    }
+    conn.recv_bytes()
+}
+
+/// The exchange of the issue: `b""`, `b"hello"`, 16384, 16385 and 1 MiB bytes echoed back,
+/// then Python's `array('i', [42, 1729, -7])` received into a 5-element `i32` buffer.
+fn exchange(conn: &Bytes) -> procwire::Result<()> {
+    for payload in [
+        vec![],
+        b"hello".to_vec(),
+        pattern(16384),
+        pattern(16385),
+        pattern(1 << 20),
+    ] {
+        conn.send_bytes(&payload)?;
+        let back = recv_within(conn)?;
+        assert_eq!(back.len(), payload.len());
+        assert!(back == payload, "echo of {} bytes differs", payload.len());
+    }
+    conn.send_bytes(b"END")?;
+    let mut ints = [0i32; 5];
+    assert!(conn.poll(Some(WAIT))?, "no array from python");
+    assert_eq!(conn.recv_bytes_into(&mut ints)?, 12);
+    assert_eq!(ints, [42, 1729, -7, 0, 0]);
+    Ok(())
+}
+
+/// Checks what both sides saw against what the key mode predicts.
+fn check(py: &Python, family: Family, key: Key, rust: procwire::Result<()>, python: &Outcome) {
+    let what = format!("{py}, {family:?}, key {key:?}");
+    if should_succeed(py, key) {
+        if let Err(e) = rust {
+            panic!("{what}: rust side failed: {e:?}; python: {python}");
+        }
+        assert_eq!(python.code(), Some(0), "{what}: python: {python}");
+        return;
+    }
+    match rust {
+        Err(Error::AuthenticationFailed(why)) => {
+            if matches!(key, Key::Right) {
+                assert!(why.contains("legacy"), "{what}: {why}");
+            }
+        }
+        other => panic!("{what}: expected AuthenticationFailed, got {other:?}; python: {python}"),
+    }
+    // Python reports the failure too: AuthenticationError (3), or the closed
+    // connection (4) when we refused its legacy protocol.
+    let code = python.code();
+    assert!(
+        code == Some(3) || (code == Some(4) && py.legacy_auth()),
+        "{what}: python: {python}"
+    );
+}
+
+fn listener_for(family: Family, dir: &Dir, key: Key) -> Listener {
+    let addr = match family {
+        Family::Tcp => "127.0.0.1:0".to_string(),
+        Family::Unix => dir.0.join("rust.sock").display().to_string(),
+        Family::Abstract => format!("@procwire-interop-{}", std::process::id()),
+    };
+    let mut builder = Listener::builder().handshake_timeout(Duration::from_secs(5));
+    if !matches!(key, Key::None) {
+        builder = builder.authkey(KEY);
+    }
+    builder.bind(addr.as_str()).unwrap()
+}
+
+fn for_python(addr: &Address) -> String {
+    match addr {
+        Address::Tcp(sa) => format!("tcp:{}:{}", sa.ip(), sa.port()),
+        Address::Unix(path) => format!("unix:{}", path.display()),
+        Address::Abstract(name) => format!("abstract:{}", String::from_utf8_lossy(name)),
+        other => panic!("no python form for {other}"),
+    }
+}
+
+fn from_python(text: &str) -> Address {
+    let (kind, rest) = text.split_once(':').unwrap();
+    match kind {
+        "tcp" => rest.parse().unwrap(),
+        "unix" => Address::Unix(rest.into()),
+        "abstract" => Address::Abstract(rest.as_bytes().to_vec()),
+        _ => panic!("unexpected address {text:?}"),
+    }
+}
+
+fn rust_listener_python_client(py: &Python, family: Family, key: Key, dir: &Dir) {
+    let listener = listener_for(family, dir, key);
+    let addr = listener.local_addr().clone();
+    let (child, control) = spawn_script(py, "mp_peer.py", &["connect", "tcp", python_key(key)]);
+    control.send_bytes(for_python(&addr).as_bytes()).unwrap();
+    let server = thread::spawn(move || {
+        let conn: Bytes = listener.accept()?;
+        exchange(&conn)
+    });
+    let python = wait_bounded(child, CHILD_LIMIT);
+    if !server.is_finished() && python.code() != Some(0) {
+        // Python never got through to accept: unblock it with a client that hangs up.
+        let _ = Client::builder()
+            .handshake_timeout(Duration::from_millis(1))
+            .connect::<(), (), _>(&addr);
+    }
+    check(py, family, key, server.join().unwrap(), &python);
+}
+
+fn python_listener_rust_client(py: &Python, family: Family, key: Key, dir: &Dir) {
+    let spec = match family {
+        Family::Tcp => "tcp".to_string(),
+        Family::Unix => format!("unix:{}", dir.0.join("py.sock").display()),
+        Family::Abstract => format!("abstract:procwire-py-{}", std::process::id()),
+    };
+    let (child, control) = spawn_script(py, "mp_peer.py", &["listen", &spec, python_key(key)]);
+    let addr = from_python(&String::from_utf8(recv_within(&control).unwrap()).unwrap());
+    let mut builder = Client::builder()
+        .connect_timeout(WAIT)
+        .handshake_timeout(Duration::from_secs(5));
+    if !matches!(key, Key::None) {
+        builder = builder.authkey(KEY);
+    }
+    let rust = builder
+        .connect::<(), (), _>(&addr)
+        .and_then(|conn| exchange(&conn));
+    let python = wait_bounded(child, CHILD_LIMIT);
+    check(py, family, key, rust, &python);
+}
+
+#[test]
+fn rust_listener_serves_python_clients() {
+    let dir = Dir::new("rl");
+    for py in pythons() {
+        for family in FAMILIES {
+            for key in KEYS {
+                rust_listener_python_client(&py, family, key, &dir);
+            }
+        }
+        println!("rust Listener <-> {py} Client: tcp, unix, abstract x no key, key, wrong key");
+    }
+}
+
+#[test]
+fn rust_client_connects_to_python_listeners() {
+    let dir = Dir::new("pl");
+    for py in pythons() {
+        for family in FAMILIES {
+            for key in KEYS {
+                python_listener_rust_client(&py, family, key, &dir);
+            }
+        }
+        println!("{py} Listener <-> rust Client: tcp, unix, abstract x no key, key, wrong key");
+    }
+}
