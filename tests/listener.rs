@@ -352,3 +352,76 @@ fn fifo_addresses_are_parsed_but_not_served_yet() {
     };
     assert_eq!(e.kind(), std::io::ErrorKind::Unsupported);
 }
+
+#[test]
+fn tcp_connections_set_nodelay_and_the_requested_keepalive() {
+    use socket2::SockRef;
+    let listener = Listener::bind("127.0.0.1:0").unwrap();
+    let client: Conn = Client::builder()
+        .keepalive(Duration::from_secs(30))
+        .keepalive_interval(Duration::from_secs(7))
+        .keepalive_retries(4)
+        .connect(listener.local_addr())
+        .unwrap();
+    let server: Conn = listener.accept().unwrap();
+    let c = SockRef::from(&client);
+    assert!(c.tcp_nodelay().unwrap());
+    assert!(c.keepalive().unwrap());
+    assert_eq!(c.tcp_keepalive_time().unwrap(), Duration::from_secs(30));
+    assert_eq!(c.tcp_keepalive_interval().unwrap(), Duration::from_secs(7));
+    assert_eq!(c.tcp_keepalive_retries().unwrap(), 4);
+    assert!(SockRef::from(&server).tcp_nodelay().unwrap());
+
+    let plain: Conn = Client::builder()
+        .nodelay(false)
+        .connect(listener.local_addr())
+        .unwrap();
+    assert!(!SockRef::from(&plain).tcp_nodelay().unwrap());
+    assert!(!SockRef::from(&plain).keepalive().unwrap());
+}
+
+#[test]
+fn incoming_yields_each_client_in_turn() {
+    let listener = Listener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().clone();
+    let clients = thread::spawn(move || {
+        for i in 0..3u32 {
+            let conn: Connection<u32, ()> = Client::connect(&addr).unwrap();
+            conn.send(&i).unwrap();
+        }
+    });
+    let got: Vec<u32> = listener
+        .incoming::<(), u32>()
+        .take(3)
+        .map(|c| c.unwrap().recv_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    assert_eq!(got, [0, 1, 2]);
+    clients.join().unwrap();
+}
+
+#[test]
+fn max_message_size_applies_to_accepted_and_connected_connections() {
+    let listener = Listener::builder()
+        .max_message_size(1000)
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let client: Conn = Client::builder()
+        .max_message_size(2000)
+        .connect(listener.local_addr())
+        .unwrap();
+    let server: Conn = listener.accept().unwrap();
+    assert_eq!(server.max_message_size(), 1000);
+    assert_eq!(client.max_message_size(), 2000);
+    client.send_bytes(&[0u8; 1001]).unwrap();
+    let err = server.recv_timeout(Duration::from_secs(10)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::MessageTooLarge {
+                len: 1001,
+                limit: 1000
+            }
+        ),
+        "{err:?}"
+    );
+}
