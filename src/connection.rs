@@ -41,17 +41,11 @@ pub(crate) enum FdKind {
 pub(crate) struct Writer {
     fd: Arc<OwnedFd>,
     kind: FdKind,
-    mask_sigpipe: bool,
 }
 
 impl Writer {
     pub(crate) fn new(fd: Arc<OwnedFd>, kind: FdKind) -> Writer {
-        let mask_sigpipe = kind == FdKind::Pipe && !sigpipe::is_ignored();
-        Writer {
-            fd,
-            kind,
-            mask_sigpipe,
-        }
+        Writer { fd, kind }
     }
 
     /// Writes one whole frame: header and payload leave in one vectored write unless the
@@ -80,7 +74,9 @@ impl Writer {
                 &mut rustix::net::SendAncillaryBuffer::default(),
                 rustix::net::SendFlags::NOSIGNAL,
             ),
-            FdKind::Pipe if self.mask_sigpipe => {
+            // The disposition is looked up at every write, not once: a host may reset
+            // `SIGPIPE` to its default after the pipe was made.
+            FdKind::Pipe if !sigpipe::is_ignored() => {
                 return sigpipe::with_sigpipe_blocked(|| {
                     rustix::io::writev(fd, iov).map_err(io::Error::from)
                 })
