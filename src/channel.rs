@@ -153,6 +153,32 @@ struct Inbound<C> {
     codec: C,
 }
 
+impl<C> Inbound<C> {
+    fn recv<T>(&mut self) -> Result<T>
+    where
+        C: Codec<T>,
+    {
+        let Inbound { reader, codec } = self;
+        reader
+            .recv_with(|bytes| codec.decode(bytes))?
+            .map_err(|e| Error::Decode(Box::new(e)))
+    }
+
+    /// Waits at most `timeout` for a message, then receives it; `none` when none came.
+    /// The caller holds the lock throughout, so another thread sharing the receiver cannot
+    /// take the message between the wait and the receive (which would then block).
+    fn recv_within<T>(&mut self, timeout: Duration, none: Error) -> Result<T>
+    where
+        C: Codec<T>,
+    {
+        if self.reader.poll(Some(timeout))? {
+            self.recv()
+        } else {
+            Err(none)
+        }
+    }
+}
+
 /// The receiving half of a typed connection: values of `T`, decoded by `C`.
 ///
 /// Made by [`pipe`](crate::pipe), by [`Connection::split`], or by the process and socket
@@ -212,11 +238,7 @@ impl<T, C> Receiver<T, C> {
     where
         C: Codec<T>,
     {
-        let mut inp = lock(&self.inp);
-        let Inbound { reader, codec } = &mut *inp;
-        reader
-            .recv_with(|bytes| codec.decode(bytes))?
-            .map_err(|e| Error::Decode(Box::new(e)))
+        lock(&self.inp).recv()
     }
 
     /// Receives the next message if a whole one is ready, without blocking.
@@ -240,11 +262,7 @@ impl<T, C> Receiver<T, C> {
     where
         C: Codec<T>,
     {
-        if self.poll(Some(Duration::ZERO))? {
-            self.recv()
-        } else {
-            Err(Error::Empty)
-        }
+        lock(&self.inp).recv_within(Duration::ZERO, Error::Empty)
     }
 
     /// Receives the next message, waiting at most `timeout` for it to arrive whole.
@@ -270,11 +288,7 @@ impl<T, C> Receiver<T, C> {
     where
         C: Codec<T>,
     {
-        if self.poll(Some(timeout))? {
-            self.recv()
-        } else {
-            Err(Error::Timeout)
-        }
+        lock(&self.inp).recv_within(timeout, Error::Timeout)
     }
 
     /// A blocking iterator over received values; it ends when the peer disconnects at a
