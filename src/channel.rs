@@ -632,8 +632,11 @@ impl<S, R, C> Connection<S, R, C> {
     /// ```
     pub fn close(self) -> Result<()> {
         let Connection { tx, rx } = self;
-        let Sender { out, .. } = tx;
+        // Drop the sender's share of the descriptor too, so that `rx.close` holds the last
+        // one and reports what `close(2)` says.
+        let Sender { fd, out, .. } = tx;
         drop(out);
+        drop(fd);
         rx.close()
     }
 }
