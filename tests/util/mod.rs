@@ -1,0 +1,130 @@
+//! Helpers shared by the integration tests: bounded test bodies, raw descriptor access and
+//! close-on-exec checks.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code, unused_macros, unused_imports)]
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::Duration;
+
+/// How long any one test body may run before it counts as hung.
+pub(crate) const LIMIT: Duration = Duration::from_secs(60);
+
+/// A generous wait for something that should happen at once (a message already sent).
+pub(crate) const SOON: Duration = Duration::from_secs(10);
+
+/// Runs `f` on its own thread and fails the test if it has not finished within [`LIMIT`],
+/// so a hang fails instead of stalling the run. A panic in `f` is re-raised here.
+pub(crate) fn bounded<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let handle = thread::spawn(move || {
+        let _done = done_tx; // dropped when `f` returns or unwinds
+        f()
+    });
+    if let Err(RecvTimeoutError::Timeout) = done_rx.recv_timeout(LIMIT) {
+        panic!("test body did not finish within {LIMIT:?}");
+    }
+    match handle.join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// A `File` on a duplicate of `fd`, to write or read the raw bytes of a connection.
+pub(crate) fn raw(fd: impl AsFd) -> File {
+    File::from(fd.as_fd().try_clone_to_owned().expect("dup"))
+}
+
+/// Whether `fd` has `FD_CLOEXEC` set.
+pub(crate) fn is_cloexec(fd: impl AsFd) -> bool {
+    rustix::io::fcntl_getfd(fd)
+        .expect("fcntl(F_GETFD)")
+        .contains(rustix::io::FdFlags::CLOEXEC)
+}
+
+/// The descriptor flags of an arbitrary descriptor number; `None` when it is not open.
+#[allow(unsafe_code)] // fcntl on a bare number; no descriptor is created, used or closed
+pub(crate) fn fd_flags(fd: i32) -> Option<i32> {
+    // SAFETY: F_GETFD only reads the flags of descriptor `fd`; for a number that is not
+    // open it fails with EBADF and has no effect.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    (flags != -1).then_some(flags)
+}
+
+/// The descriptors open in this process, read from `/proc/self/fd` (Linux) or `/dev/fd`;
+/// the one the directory listing itself used is left out.
+pub(crate) fn open_fds() -> Vec<i32> {
+    let dir = if cfg!(target_os = "linux") {
+        "/proc/self/fd"
+    } else {
+        "/dev/fd"
+    };
+    let listed: Vec<i32> = std::fs::read_dir(dir)
+        .expect("list open descriptors")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .parse()
+                .expect("fd number")
+        })
+        .collect();
+    // The directory's own descriptor is closed now, so it no longer answers F_GETFD.
+    listed
+        .into_iter()
+        .filter(|&fd| fd_flags(fd).is_some())
+        .collect()
+}
+
+/// The open descriptors that would survive an `exec` (no `FD_CLOEXEC`).
+pub(crate) fn inheritable_fds() -> Vec<i32> {
+    open_fds()
+        .into_iter()
+        .filter(|&fd| fd_flags(fd).is_some_and(|f| f & libc::FD_CLOEXEC == 0))
+        .collect()
+}
+
+/// Asserts that `$result` is an `Err` matching `$pattern` and evaluates to the error.
+macro_rules! assert_err {
+    ($result:expr, $pattern:pat $(if $guard:expr)? $(,)?) => {
+        match $result {
+            Err(e) => {
+                assert!(matches!(e, $pattern $(if $guard)?), "unexpected error {e:?}");
+                e
+            }
+            Ok(v) => panic!("expected an error, got Ok({v:?})"),
+        }
+    };
+}
+pub(crate) use assert_err;
+
+/// Writes `bytes` to `w` one byte at a time, about a millisecond apart, on a new thread.
+pub(crate) fn trickle(mut w: File, bytes: Vec<u8>) -> thread::JoinHandle<()> {
+    use std::io::Write;
+    thread::spawn(move || {
+        for b in bytes {
+            w.write_all(&[b]).expect("write one byte");
+            thread::sleep(Duration::from_millis(1));
+        }
+    })
+}
+
+/// A pipe whose sender wrote `bytes` raw and closed; returns the receiver.
+pub(crate) fn pipe_with_raw_bytes(bytes: &[u8]) -> procwire::Receiver<()> {
+    use std::io::Write;
+    let (tx, rx) = procwire::pipe::<()>().expect("pipe");
+    raw(&tx).write_all(bytes).expect("write raw bytes");
+    rx
+}
+
+/// The wire bytes of one message: its header, then `payload`.
+pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = procwire::Header::for_payload(payload.len() as u64)
+        .encode()
+        .to_vec();
+    out.extend_from_slice(payload);
+    out
+}
