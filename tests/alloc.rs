@@ -1,0 +1,173 @@
+//! Hot paths allocate nothing in steady state: a counting global allocator proves that
+//! `send_bytes`, `recv_bytes_into`, and typed `send` / `recv` of a fixed-size value make
+//! no heap allocation per message once warmed up.
+//!
+//! This file is its own test binary so the allocator sees nothing but these tests; counts
+//! are kept per thread, so the test harness's own threads do not disturb them.
+
+mod util;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::thread;
+
+use serde::{Deserialize, Serialize};
+use util::bounded;
+
+/// The system allocator, counting the allocations each thread makes.
+struct Counting;
+
+thread_local! {
+    // `const` initialisation with a type that needs no destructor: reading it never
+    // allocates or registers anything, so the allocator may use it.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+#[allow(unsafe_code)] // a global allocator can only be written with unsafe
+                      // SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
+                      // `System` upholds the `GlobalAlloc` contract; counting touches only a thread-local `Cell`.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged; the caller upholds `dealloc`'s contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The heap allocations (including reallocations) this thread makes while running `f`.
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Sample {
+    id: u64,
+    x: f64,
+    y: f64,
+    flags: u32,
+}
+
+const WARM_UP: usize = 10;
+const MEASURED: usize = 1000;
+
+#[test]
+fn allocator_counts_this_threads_allocations() {
+    let n = allocations_in(|| drop(std::hint::black_box(vec![0u8; 64])));
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn small_messages_allocate_nothing_in_steady_state() {
+    bounded(|| {
+        let (a, b) = procwire::duplex::<Sample, ()>().unwrap();
+        let samples = [0.5f64; 64];
+        let mut out = [0f64; 64];
+        let mut round = |i: usize| {
+            let s = Sample {
+                id: i as u64,
+                x: i as f64,
+                y: -(i as f64),
+                flags: i as u32 * 7,
+            };
+            a.send(&s).unwrap();
+            assert_eq!(b.recv().unwrap(), s);
+            a.send_bytes(&samples).unwrap();
+            assert_eq!(b.recv_bytes_into(&mut out).unwrap(), 512);
+        };
+        for i in 0..WARM_UP {
+            round(i);
+        }
+        let n = allocations_in(|| (0..MEASURED).for_each(&mut round));
+        assert_eq!(n, 0, "{n} allocations over {MEASURED} rounds");
+    });
+}
+
+#[test]
+fn typed_values_allocate_nothing_after_the_first_over_a_pipe() {
+    bounded(|| {
+        let (tx, rx) = procwire::pipe::<Sample>().unwrap();
+        let s = Sample {
+            id: u64::MAX,
+            x: f64::MIN,
+            y: f64::MAX,
+            flags: u32::MAX,
+        };
+        for _ in 0..WARM_UP {
+            tx.send(&s).unwrap();
+            assert_eq!(rx.recv().unwrap(), s);
+        }
+        // Several messages in flight at once: the receiver serves them from its buffer.
+        let n = allocations_in(|| {
+            for _ in 0..MEASURED / 10 {
+                for _ in 0..10 {
+                    tx.send(&s).unwrap();
+                }
+                for _ in 0..10 {
+                    assert_eq!(rx.recv().unwrap(), s);
+                }
+            }
+        });
+        assert_eq!(n, 0, "{n} allocations");
+    });
+}
+
+#[test]
+fn large_payloads_allocate_nothing_on_either_side() {
+    bounded(|| {
+        // 1 MiB messages: the sender writes them with writev, the receiver reads them
+        // straight into its slice. Each thread counts its own allocations.
+        const LEN: usize = (1 << 20) / 8;
+        let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        let sender = thread::spawn(move || {
+            let data = vec![1.25f64; LEN];
+            for _ in 0..WARM_UP {
+                a.send_bytes(&data).unwrap();
+            }
+            let n = allocations_in(|| {
+                for _ in 0..100 {
+                    a.send_bytes(&data).unwrap();
+                }
+            });
+            (n, a)
+        });
+        let mut out = vec![0f64; LEN];
+        for _ in 0..WARM_UP {
+            assert_eq!(b.recv_bytes_into(&mut out).unwrap(), LEN * 8);
+        }
+        let received = allocations_in(|| {
+            for _ in 0..100 {
+                assert_eq!(b.recv_bytes_into(&mut out).unwrap(), LEN * 8);
+            }
+        });
+        let (sent, _a) = sender.join().unwrap();
+        assert!(out.iter().all(|&v| v == 1.25));
+        assert_eq!(sent, 0, "{sent} allocations sending");
+        assert_eq!(received, 0, "{received} allocations receiving");
+    });
+}
