@@ -148,9 +148,10 @@ impl<T, C> Sender<T, C> {
     }
 }
 
-struct Inbound<C> {
-    reader: Reader,
-    codec: C,
+/// A receiver's state behind its lock: the reader and the codec.
+pub(crate) struct Inbound<C> {
+    pub(crate) reader: Reader,
+    pub(crate) codec: C,
 }
 
 impl<C> Inbound<C> {
@@ -210,6 +211,12 @@ impl<T, C> Receiver<T, C> {
             inp: Mutex::new(Inbound { reader, codec }),
             _marker: PhantomData,
         }
+    }
+
+    /// Locks the receiving state, for codec-specific receives (e.g. `recv_archived`).
+    #[cfg_attr(not(feature = "rkyv"), allow(dead_code))]
+    pub(crate) fn inbound(&self) -> MutexGuard<'_, Inbound<C>> {
+        lock(&self.inp)
     }
 
     /// Receives and decodes the next message, blocking until it has arrived.
@@ -680,6 +687,12 @@ impl<T, C> Receiver<T, C> {
 impl<S, R, C> Connection<S, R, C> {
     fn fd(&self) -> &OwnedFd {
         &self.rx.fd
+    }
+
+    /// The receiving half, for codec-specific receives (e.g. `recv_archived`).
+    #[cfg_attr(not(feature = "rkyv"), allow(dead_code))]
+    pub(crate) fn receiver(&self) -> &Receiver<R, C> {
+        &self.rx
     }
 }
 

@@ -253,6 +253,16 @@ impl Reader {
         Ok(len)
     }
 
+    /// Receives one message into the slice `dst` returns for the payload's length (which
+    /// is at most the maximum message size): a caller's growable buffer, sized on demand.
+    /// A large payload is read from the kernel straight into it.
+    #[cfg_attr(not(feature = "rkyv"), allow(dead_code))]
+    pub(crate) fn recv_sized<'b>(&mut self, dst: impl FnOnce(usize) -> &'b mut [u8]) -> Result<()> {
+        let header = self.next_header()?;
+        let dst = dst(header.payload_len() as usize); // <= max, which fits in memory
+        self.read_payload(header, dst)
+    }
+
     /// Receives one message as a new `Vec`.
     pub(crate) fn recv_vec(&mut self) -> Result<Vec<u8>> {
         let header = self.next_header()?;

@@ -21,6 +21,12 @@ mod transport;
 
 #[cfg(feature = "postcard")]
 pub use crate::codec::Postcard;
+#[cfg(feature = "json")]
+pub use crate::codec::Json;
+#[cfg(feature = "pickle")]
+pub use crate::codec::{Pickle, DEFAULT_PICKLE_DEPTH, DEFAULT_PICKLE_SIZE};
+#[cfg(feature = "rkyv")]
+pub use crate::codec::{ArchiveGuard, Rkyv};
 #[cfg(feature = "postcard")]
 pub use crate::process::{from_parent, spawn};
 #[cfg(feature = "postcard")]

@@ -2,20 +2,38 @@
 //!
 //! A [`Codec<T>`] turns a `T` into the bytes of one message and back. Typed
 //! [`Sender`](crate::Sender), [`Receiver`](crate::Receiver) and
-//! [`Connection`](crate::Connection) are generic over the codec, with [`Postcard`] as the
-//! default.
+//! [`Connection`](crate::Connection) are generic over the codec, with `Postcard` as the
+//! default (feature `postcard`).
 //!
-//! | codec | feature | use it when |
-//! | --- | --- | --- |
-//! | [`Postcard`] | `postcard` (default) | both ends are Rust: compact, fast, serde-based |
+//! | codec | feature | wire format | use it when |
+//! | --- | --- | --- | --- |
+//! | `Postcard` | `postcard` (default) | [postcard](https://docs.rs/postcard) | both ends are Rust and share the types: compact, fast, any serde type |
+//! | `Rkyv` | `rkyv` | [rkyv](https://docs.rs/rkyv) 0.8 archive | both ends are Rust and messages are large or read selectively: `recv_archived` hands out the validated archive in place, with no deserialisation and no copy |
+//! | `Pickle` | `pickle` | Python pickle (writes protocol 3, reads 0–5) | the peer is Python's `multiprocessing.connection` using `send()` / `recv()` |
+//! | `Json` | `json` | JSON text | debugging, or a peer in another language |
+//! | none: `send_bytes` / `recv_bytes_into` | — | raw bytes | arrays of numbers (any `bytemuck::Pod` slice); a Python peer's `send_bytes` / `recv_bytes` |
+//!
+//! Postcard and rkyv are not self-describing: both ends must use the same Rust types (and
+//! for rkyv, the same format features). Pickle and JSON carry their structure, so a peer can
+//! read a message without the Rust type; they are larger and slower, and meant for values,
+//! not bulk arrays. Every codec validates what it receives: hostile bytes are an
+//! [`Error::Decode`](crate::Error::Decode), never a panic, and the connection stays
+//! usable. The codecs a build offers are the features it enables; a build with none still
+//! has the raw message API and [`Codec`] for your own.
 //!
 //! # Writing a codec
 //!
-//! Implement [`Codec<T>`] for the types you support. `encode` appends to `out` (which the
+//! Implement [`Codec<T>`] for the types you support (usually with a blanket impl over a
+//! trait, as `Postcard` does for serde's `Serialize + DeserializeOwned`). `encode` appends to `out` (which the
 //! connection reuses between messages, so an encoder that only appends allocates nothing in
 //! steady state); `decode` receives exactly one message's payload and must not panic on
 //! arbitrary bytes: hostile input is an `Err`, which the connection reports as
-//! [`Error::Decode`](crate::Error::Decode) while staying aligned at the next message.
+//! [`Error::Decode`](crate::Error::Decode) while staying aligned at the next message. Bound
+//! what a small message can make `decode` allocate or recurse into, as the pickle codec
+//! does. `decode` gets the payload where it lies, in the receiver's read buffer, at no
+//! particular alignment; a codec that needs alignment copies into scratch space it keeps
+//! in `self`. A connection clones its codec when it makes a sender and a receiver from
+//! it, so keep per-connection scratch out of `Clone`.
 //!
 //! ```
 //! use procwire::Codec;
@@ -41,11 +59,23 @@
 //! # Ok::<(), procwire::Error>(())
 //! ```
 
+#[cfg(feature = "json")]
+mod json;
+#[cfg(feature = "pickle")]
+mod pickle;
 #[cfg(feature = "postcard")]
 mod postcard;
+#[cfg(feature = "rkyv")]
+mod rkyv;
 
+#[cfg(feature = "json")]
+pub use self::json::Json;
+#[cfg(feature = "pickle")]
+pub use self::pickle::{Pickle, DEFAULT_PICKLE_DEPTH, DEFAULT_PICKLE_SIZE};
 #[cfg(feature = "postcard")]
 pub use self::postcard::Postcard;
+#[cfg(feature = "rkyv")]
+pub use self::rkyv::{ArchiveGuard, Rkyv};
 
 /// Encodes values of `T` into message payloads and decodes them back.
 ///

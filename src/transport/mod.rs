@@ -14,9 +14,13 @@
 mod pipe;
 mod socketpair;
 
-pub use self::pipe::{pipe, pipe_with};
+pub use self::pipe::pipe_with;
+#[cfg(feature = "postcard")]
+pub use self::pipe::pipe;
 pub(crate) use self::socketpair::socketpair;
-pub use self::socketpair::{duplex, duplex_with};
+pub use self::socketpair::duplex_with;
+#[cfg(feature = "postcard")]
+pub use self::socketpair::duplex;
 
 use std::os::fd::{IntoRawFd, OwnedFd};
 

@@ -1,0 +1,288 @@
+//! The rkyv codec: values read in place from a validated archive.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::MutexGuard;
+
+use ::rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
+use ::rkyv::bytecheck::CheckBytes;
+use ::rkyv::rancor;
+use ::rkyv::ser::allocator::ArenaHandle;
+use ::rkyv::util::AlignedVec;
+use ::rkyv::{Archive, Deserialize, Serialize};
+use yoke::Yoke;
+
+use super::Codec;
+use crate::channel::{Connection, Inbound, Receiver};
+use crate::error::{Error, Result};
+
+/// The alignment of the receive buffer, and of every archive the codec reads in place.
+const ALIGN: usize = AlignedVec::<16>::ALIGNMENT;
+
+/// A codec for [rkyv](https://docs.rs/rkyv) 0.8 archives, whose receive can hand out the
+/// archived value in place: [`Receiver::recv_archived`] reads the payload from the kernel
+/// straight into an aligned buffer that the receiver keeps, validates it, and returns an
+/// [`ArchiveGuard`] that dereferences to `&Archived<T>`: no deserialisation, no copy.
+///
+/// [`recv`](Receiver::recv) deserialises to `T` as usual. Everything received is
+/// validated with `bytecheck` before it is used, so a hostile or confused peer gets an
+/// [`Error::Decode`], never undefined behaviour; this crate offers no unchecked access.
+///
+/// Both ends must be Rust, with the same types and the same rkyv format features (the
+/// defaults: little-endian, 32-bit relative pointers, aligned). The codec's bounds are
+/// rkyv's "high" API bounds, which `#[derive(Archive, Serialize, Deserialize)]` satisfies;
+/// generic code can name them through [`rkyv::api::high`](::rkyv::api::high) with the
+/// error type [`rkyv::rancor::Error`](::rkyv::rancor::Error) and the writer `Vec<u8>`.
+///
+/// The receive buffer grows to the largest message received and keeps that capacity, so
+/// a steady stream of messages allocates nothing.
+///
+/// # Examples
+///
+/// ```
+/// use procwire::Rkyv;
+///
+/// #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, PartialEq)]
+/// struct Frame {
+///     id: u64,
+///     samples: Vec<f64>,
+/// }
+///
+/// let (tx, rx) = procwire::pipe_with::<Frame, Rkyv>(Rkyv::new())?;
+/// tx.send(&Frame { id: 7, samples: vec![0.5; 1000] })?;
+/// tx.send(&Frame { id: 8, samples: vec![] })?;
+///
+/// let frame = rx.recv_archived()?; // &ArchivedFrame, read in place
+/// assert_eq!(frame.id, 7);
+/// assert_eq!(frame.samples.len(), 1000);
+/// assert_eq!(frame.samples[999], 0.5);
+/// drop(frame); // the guard holds the receiver's lock
+///
+/// assert_eq!(rx.recv()?, Frame { id: 8, samples: vec![] });
+/// # Ok::<(), procwire::Error>(())
+/// ```
+#[derive(Default)]
+pub struct Rkyv {
+    /// The receive buffer; it holds the last message at `..len`.
+    buf: AlignedVec,
+    len: usize,
+}
+
+impl Rkyv {
+    /// A codec with an empty receive buffer.
+    pub fn new() -> Rkyv {
+        Rkyv::default()
+    }
+
+    /// Sizes the buffer for a message of `len` bytes and returns where it goes. Grows
+    /// only: zeroes are written once per byte of capacity, not once per message.
+    fn prepare(&mut self, len: usize) -> &mut [u8] {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        self.len = len;
+        &mut self.buf[..len]
+    }
+
+    /// The last message read into the buffer.
+    fn message(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// A clone starts with an empty buffer: the buffer is scratch space, not state.
+impl Clone for Rkyv {
+    fn clone(&self) -> Rkyv {
+        Rkyv::new()
+    }
+}
+
+impl fmt::Debug for Rkyv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rkyv")
+            .field("buffer_capacity", &self.buf.capacity())
+            .finish()
+    }
+}
+
+fn is_aligned(bytes: &[u8]) -> bool {
+    bytes.as_ptr() as usize % ALIGN == 0
+}
+
+impl<T> Codec<T> for Rkyv
+where
+    T: Archive + for<'a> Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, rancor::Error>>,
+    T::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
+        + Deserialize<T, HighDeserializer<rancor::Error>>,
+{
+    type Error = rancor::Error;
+
+    /// Serialises `value`; positions inside the archive count from the start of this
+    /// message, so that it is aligned when the receiver reads it into an aligned buffer.
+    fn encode(&mut self, value: &T, out: &mut Vec<u8>) -> Result<(), Self::Error> {
+        if out.is_empty() {
+            *out = ::rkyv::api::high::to_bytes_in(value, std::mem::take(out))?;
+        } else {
+            let bytes = ::rkyv::api::high::to_bytes_in(value, Vec::new())?;
+            out.extend_from_slice(&bytes);
+        }
+        Ok(())
+    }
+
+    /// Validates and deserialises; a payload that is not suitably aligned where it lies
+    /// is first copied into the codec's aligned buffer.
+    fn decode(&mut self, bytes: &[u8]) -> Result<T, Self::Error> {
+        if is_aligned(bytes) {
+            return ::rkyv::from_bytes::<T, rancor::Error>(bytes);
+        }
+        self.prepare(bytes.len()).copy_from_slice(bytes);
+        ::rkyv::from_bytes::<T, rancor::Error>(self.message())
+    }
+}
+
+/// A received, validated archive of a `T`, read in place in the receiver's buffer;
+/// dereferences to [`Archived<T>`](::rkyv::Archived). Made by
+/// [`Receiver::recv_archived`].
+///
+/// The guard holds the receiver's lock: until it is dropped, every other receive, `poll`
+/// or setting on the same [`Receiver`] (or the receiving side of the same
+/// [`Connection`]) waits, and one made on the thread that holds the guard deadlocks. Drop
+/// the guard, or let it go out of scope, before receiving again. Sending on a
+/// [`Connection`] uses a separate lock and is not affected.
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = procwire::pipe_with::<Vec<u32>, procwire::Rkyv>(procwire::Rkyv::new())?;
+/// tx.send(&vec![1, 2, 3])?;
+/// let archived = rx.recv_archived()?;
+/// assert_eq!(archived.iter().map(|n| n.to_native()).sum::<u32>(), 6);
+/// assert_eq!(archived.deserialize()?, [1, 2, 3]);
+/// # Ok::<(), procwire::Error>(())
+/// ```
+pub struct ArchiveGuard<'a, T>
+where
+    T: Archive,
+    T::Archived: 'static,
+{
+    yoke: Yoke<&'static T::Archived, MutexGuard<'a, Inbound<Rkyv>>>,
+}
+
+impl<'a, T> ArchiveGuard<'a, T>
+where
+    T: Archive,
+    T::Archived: for<'v> CheckBytes<HighValidator<'v, rancor::Error>> + 'static,
+{
+    /// Validates the message in `inbound`'s codec buffer and keeps the lock with it.
+    fn validate(inbound: MutexGuard<'a, Inbound<Rkyv>>) -> Result<Self> {
+        Yoke::try_attach_to_cart(inbound, |inbound: &Inbound<Rkyv>| {
+            ::rkyv::access::<T::Archived, rancor::Error>(inbound.codec.message())
+        })
+        .map(|yoke| ArchiveGuard { yoke })
+        .map_err(|e| Error::Decode(Box::new(e)))
+    }
+}
+
+impl<T> ArchiveGuard<'_, T>
+where
+    T: Archive,
+    T::Archived: 'static,
+{
+    /// Deserialises the archived value into a `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when deserialisation fails (the archive itself was already
+    /// validated, so this happens only for types whose deserialisation can fail).
+    pub fn deserialize(&self) -> Result<T>
+    where
+        T::Archived: Deserialize<T, HighDeserializer<rancor::Error>>,
+    {
+        ::rkyv::deserialize::<T, rancor::Error>(&**self).map_err(|e| Error::Decode(Box::new(e)))
+    }
+
+    /// The archive's bytes as received: the whole payload of the message.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.yoke.backing_cart().codec.message()
+    }
+}
+
+impl<T> Deref for ArchiveGuard<'_, T>
+where
+    T: Archive,
+    T::Archived: 'static,
+{
+    type Target = T::Archived;
+
+    fn deref(&self) -> &T::Archived {
+        self.yoke.get()
+    }
+}
+
+impl<T> fmt::Debug for ArchiveGuard<'_, T>
+where
+    T: Archive,
+    T::Archived: fmt::Debug + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T> Receiver<T, Rkyv>
+where
+    T: Archive,
+    T::Archived: for<'v> CheckBytes<HighValidator<'v, rancor::Error>> + 'static,
+{
+    /// Receives the next message and returns its validated archive in place, blocking
+    /// until it has arrived.
+    ///
+    /// The payload is read into the receiver's aligned buffer (a large one straight from
+    /// the kernel, a small one from the read buffer), validated, and handed out without
+    /// deserialisation or another copy. The returned guard holds the receiver's lock; see
+    /// [`ArchiveGuard`]. To wait without blocking forever, [`poll`](Receiver::poll) first.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Decode`] when the payload is not a valid archive of a `T` (bytecheck
+    ///   refused it); the message is consumed and the next one is readable.
+    /// - Otherwise as [`recv`](Receiver::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use procwire::Rkyv;
+    ///
+    /// let (a, b) = procwire::duplex_with::<(u32, String), (u32, String), Rkyv>(Rkyv::new())?;
+    /// a.send(&(1, "one".to_string()))?;
+    /// let msg = b.recv_archived()?;
+    /// assert_eq!((msg.0.to_native(), msg.1.as_str()), (1, "one"));
+    ///
+    /// a.send_bytes(b"not an archive")?;
+    /// drop(msg);
+    /// assert!(matches!(b.recv_archived(), Err(procwire::Error::Decode(_))));
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv_archived(&self) -> Result<ArchiveGuard<'_, T>> {
+        let mut inbound = self.inbound();
+        let Inbound { reader, codec } = &mut *inbound;
+        reader.recv_sized(move |len| codec.prepare(len))?;
+        ArchiveGuard::validate(inbound)
+    }
+}
+
+impl<S, R> Connection<S, R, Rkyv>
+where
+    R: Archive,
+    R::Archived: for<'v> CheckBytes<HighValidator<'v, rancor::Error>> + 'static,
+{
+    /// Receives the next message's validated archive in place; see
+    /// [`Receiver::recv_archived`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv_archived`].
+    pub fn recv_archived(&self) -> Result<ArchiveGuard<'_, R>> {
+        self.receiver().recv_archived()
+    }
+}
