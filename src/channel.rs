@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 #[cfg(feature = "postcard")]
 use crate::Postcard;
 
+mod timed;
+mod waitable;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

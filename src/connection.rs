@@ -9,13 +9,14 @@
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use polling::{Event, Events, PollMode, Poller};
 
 use crate::error::{Error, Result};
 use crate::frame::Header;
 use crate::sigpipe;
+
+mod nonblocking;
+
+pub(crate) use self::nonblocking::remaining;
 
 /// The default maximum message size: 256 MiB.
 ///
@@ -41,16 +42,23 @@ pub(crate) enum FdKind {
 pub(crate) struct Writer {
     fd: Arc<OwnedFd>,
     kind: FdKind,
+    unsent: nonblocking::Unsent,
 }
 
 impl Writer {
     pub(crate) fn new(fd: Arc<OwnedFd>, kind: FdKind) -> Writer {
-        Writer { fd, kind }
+        Writer {
+            fd,
+            kind,
+            unsent: nonblocking::Unsent::default(),
+        }
     }
 
     /// Writes one whole frame: header and payload leave in one vectored write unless the
-    /// kernel takes only part, and then the rest follows.
-    pub(crate) fn send_frame(&self, payload: &[u8]) -> Result<()> {
+    /// kernel takes only part, and then the rest follows. The rest of a frame an earlier
+    /// deadline interrupted goes out first.
+    pub(crate) fn send_frame(&mut self, payload: &[u8]) -> Result<()> {
+        self.finish_unsent()?;
         let header = Header::for_payload(payload.len() as u64).encode();
         let mut iov = [IoSlice::new(&header), IoSlice::new(payload)];
         let mut rest: &mut [IoSlice<'_>] = &mut iov;
@@ -87,14 +95,7 @@ impl Writer {
     }
 }
 
-/// The lazily created poller a reader waits on.
-struct Waiter {
-    poller: Poller,
-    events: Events,
-    level: bool,
-}
-
-/// The read side of a connection: a buffer, a size limit and a poller.
+/// The read side of a connection: a buffer and a size limit.
 pub(crate) struct Reader {
     fd: Arc<OwnedFd>,
     buf: Vec<u8>,
@@ -102,7 +103,10 @@ pub(crate) struct Reader {
     end: usize,
     max: u64,
     poisoned: bool,
-    waiter: Option<Waiter>,
+    /// An error a non-blocking read met, for the next receive to report.
+    failed: Option<io::Error>,
+    /// Set once `recv(2)` said the descriptor is not a socket (a pipe or FIFO).
+    not_socket: bool,
 }
 
 impl std::fmt::Debug for Reader {
@@ -115,15 +119,6 @@ impl std::fmt::Debug for Reader {
     }
 }
 
-impl Drop for Reader {
-    fn drop(&mut self) {
-        if let Some(w) = &self.waiter {
-            // Deregister while the descriptor is still open (it may outlive us in a Writer).
-            let _ = w.poller.delete(self.fd.as_fd());
-        }
-    }
-}
-
 impl Reader {
     pub(crate) fn new(fd: Arc<OwnedFd>) -> Reader {
         Reader {
@@ -133,7 +128,8 @@ impl Reader {
             end: 0,
             max: DEFAULT_MAX_MESSAGE_SIZE,
             poisoned: false,
-            waiter: None,
+            failed: None,
+            not_socket: false,
         }
     }
 
@@ -152,19 +148,15 @@ impl Reader {
     /// Reads once into the buffer, after making room for `want` bytes past `pos` when the
     /// buffer allows. Returns the number of bytes read; 0 means end of stream.
     fn fill(&mut self, want: usize) -> Result<usize> {
-        if self.pos == self.end {
-            self.pos = 0;
-            self.end = 0;
-        } else if self.pos > 0 && (self.buf.len() - self.pos < want || self.end == self.buf.len()) {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-        }
+        self.make_room(want);
         debug_assert!(self.end < self.buf.len());
         read_retrying(&self.fd, &mut self.buf[self.end..]).inspect(|&n| self.end += n)
     }
 
-    fn check_readable(&self) -> Result<()> {
+    fn check_readable(&mut self) -> Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e.into());
+        }
         if self.poisoned {
             return Err(Error::Protocol(
                 "receiving is disabled after an oversized or malformed message".into(),
@@ -307,33 +299,6 @@ impl Reader {
         }
     }
 
-    /// Waits until a whole message, end of stream or a framing error is ready, reading
-    /// whatever arrives into the buffer meanwhile. `None` waits forever.
-    pub(crate) fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        loop {
-            if self.poisoned || self.frame_buffered() {
-                return Ok(true);
-            }
-            let want = match Header::decode(self.buffered()) {
-                Ok(Some(h)) => h.frame_len() as usize, // <= max + 12, checked above
-                _ => crate::frame::MAX_HEADER_LEN,
-            };
-            self.reserve_frame(want);
-            let remaining = match (timeout, deadline) {
-                (None, _) => None,
-                (Some(_), Some(d)) => Some(d.saturating_duration_since(Instant::now())),
-                (Some(_), None) => None, // a timeout too far away to represent
-            };
-            if !self.wait_readable(remaining)? {
-                return Ok(false);
-            }
-            if self.fill(want)? == 0 {
-                return Ok(true);
-            }
-        }
-    }
-
     /// Grows the buffer so that a frame of `frame_len` bytes fits from `pos`.
     fn reserve_frame(&mut self, frame_len: usize) {
         if frame_len > self.buf.len() {
@@ -345,48 +310,6 @@ impl Reader {
             self.end = have;
         }
     }
-
-    /// Waits for the descriptor to become readable; false on timeout.
-    fn wait_readable(&mut self, timeout: Option<Duration>) -> Result<bool> {
-        if self.waiter.is_none() {
-            self.waiter = Some(new_waiter(&self.fd)?);
-        }
-        let w = self.waiter.as_mut().expect("just created");
-        if !w.level {
-            w.poller.modify(self.fd.as_fd(), Event::readable(0))?;
-        }
-        w.events.clear();
-        loop {
-            match w.poller.wait(&mut w.events, timeout) {
-                Ok(_) => return Ok(!w.events.is_empty()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-}
-
-fn new_waiter(fd: &Arc<OwnedFd>) -> Result<Waiter> {
-    let poller = Poller::new()?;
-    let level = poller.supports_level();
-    let mode = if level {
-        PollMode::Level
-    } else {
-        PollMode::Oneshot
-    };
-    // SAFETY: `Reader::drop` deletes the descriptor from this poller before the poller is
-    // dropped, and the reader holds an `Arc` to the descriptor, so it stays open for as
-    // long as it is registered.
-    #[allow(unsafe_code)]
-    unsafe {
-        poller.add_with_mode(fd.as_raw_fd(), Event::readable(0), mode)?;
-    }
-    let events = Events::with_capacity(std::num::NonZeroUsize::MIN);
-    Ok(Waiter {
-        poller,
-        events,
-        level,
-    })
 }
 
 fn read_retrying(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize> {

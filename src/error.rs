@@ -22,6 +22,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | [`Decode`](Error::Decode) | usable, the message was consumed |
 /// | [`Encode`](Error::Encode) | usable, nothing was sent |
 /// | [`Timeout`](Error::Timeout), [`Empty`](Error::Empty) | usable, nothing was lost |
+/// | [`PartlySent`](Error::PartlySent) | usable; the rest of that message goes out before any other |
 /// | [`AuthenticationFailed`](Error::AuthenticationFailed) | should be closed |
 /// | [`InvalidAddress`](Error::InvalidAddress) | (no connection was made) |
 /// | [`Io`](Error::Io) | depends on the error; see [`Error::is_disconnected`] |
@@ -74,7 +75,22 @@ pub enum Error {
     Protocol(String),
     /// No message arrived before the deadline. Nothing was lost: bytes that did arrive stay
     /// buffered for the next receive.
+    ///
+    /// From a send with a deadline (`send_timeout`): the peer made no room in time and
+    /// nothing of this message was sent; sending it again later is safe.
     Timeout,
+    /// A send with a deadline (`send_timeout`) had written `sent` of the `len` bytes of its
+    /// frame when the deadline passed.
+    ///
+    /// The message is not lost and must not be sent again: the sender keeps its unsent
+    /// rest and writes it before anything else, with the next send of any kind or with
+    /// `flush_timeout`. Until then the peer cannot read past this message.
+    PartlySent {
+        /// Bytes of the frame (header included) handed to the kernel.
+        sent: u64,
+        /// Bytes of the whole frame.
+        len: u64,
+    },
     /// A non-blocking receive found no whole message ready.
     Empty,
     /// An address could not be parsed or used: the message names the input and the reason.
@@ -136,6 +152,10 @@ impl fmt::Display for Error {
             Error::Decode(_) => f.write_str("failed to decode a message"),
             Error::Protocol(why) => write!(f, "protocol error: {why}"),
             Error::Timeout => f.write_str("timed out waiting for a message"),
+            Error::PartlySent { sent, len } => write!(
+                f,
+                "send timed out after {sent} of {len} bytes of a message; the rest is kept and goes out first"
+            ),
             Error::Empty => f.write_str("no message ready"),
             Error::AuthenticationFailed(why) => write!(f, "authentication failed: {why}"),
             Error::InvalidAddress(why) => write!(f, "invalid address {why}"),
@@ -174,7 +194,7 @@ impl From<Error> for io::Error {
             Error::Disconnected | Error::Truncated { .. } => K::UnexpectedEof,
             Error::MessageTooLarge { .. } | Error::Protocol(_) | Error::Decode(_) => K::InvalidData,
             Error::BufferTooShort(_) | Error::Encode(_) => K::InvalidInput,
-            Error::Timeout => K::TimedOut,
+            Error::Timeout | Error::PartlySent { .. } => K::TimedOut,
             Error::Empty => K::WouldBlock,
             Error::AuthenticationFailed(_) => K::PermissionDenied,
             Error::InvalidAddress(_) => K::InvalidInput,

@@ -18,15 +18,16 @@ mod listener;
 mod process;
 mod sigpipe;
 mod transport;
+mod wait;
 
-#[cfg(feature = "postcard")]
-pub use crate::codec::Postcard;
 #[cfg(feature = "json")]
 pub use crate::codec::Json;
-#[cfg(feature = "pickle")]
-pub use crate::codec::{Pickle, DEFAULT_PICKLE_DEPTH, DEFAULT_PICKLE_SIZE};
+#[cfg(feature = "postcard")]
+pub use crate::codec::Postcard;
 #[cfg(feature = "rkyv")]
 pub use crate::codec::{ArchiveGuard, Rkyv};
+#[cfg(feature = "pickle")]
+pub use crate::codec::{Pickle, DEFAULT_PICKLE_DEPTH, DEFAULT_PICKLE_SIZE};
 #[cfg(feature = "postcard")]
 pub use crate::process::{from_parent, spawn};
 #[cfg(feature = "postcard")]
@@ -41,6 +42,7 @@ pub use crate::{
     error::{BoxError, Error, Result},
     frame::{EncodedHeader, Header, MAX_HEADER_LEN},
     listener::{Listener, ListenerBuilder, DEFAULT_BACKLOG, DEFAULT_HANDSHAKE_TIMEOUT},
-    process::{from_parent_with, spawn_with, PARENT_FD_ENV},
+    process::{from_parent_with, spawn_with, Child, PARENT_FD_ENV},
     transport::{duplex_with, pipe_with},
+    wait::{wait, InsertError, WaitSet, WaitSource, Waitable},
 };

@@ -13,7 +13,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::channel::Connection;
@@ -21,6 +21,10 @@ use crate::error::{Error, Result};
 use crate::transport::socketpair;
 #[cfg(feature = "postcard")]
 use crate::Postcard;
+
+mod child;
+
+pub use self::child::Child;
 
 /// The environment variable through which [`spawn`] tells the child where its connection is.
 pub const PARENT_FD_ENV: &str = "PROCWIRE_FD";
@@ -85,7 +89,7 @@ pub fn spawn_with<S, R, C: Clone>(
     }
     let child = cmd.spawn()?;
     drop(theirs);
-    Ok((child, Connection::from_socket(ours, codec)))
+    Ok((Child::new(child), Connection::from_socket(ours, codec)))
 }
 
 /// In a child started by [`spawn`], claims the connection to the parent (default codec).

@@ -33,8 +33,10 @@ fn child(name: &str) -> Command {
     cmd
 }
 
-/// Waits for `child` to exit, killing it and failing the test after `limit`.
-fn wait_for(mut child: Child, limit: Duration) -> ExitStatus {
+/// Waits for `child` (a `procwire::Child` or a std one) to exit, killing it and failing
+/// the test after `limit`.
+fn wait_for(child: impl Into<Child>, limit: Duration) -> ExitStatus {
+    let mut child = child.into();
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {

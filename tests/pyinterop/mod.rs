@@ -179,6 +179,7 @@ pub(crate) fn spawn_script(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     procwire::spawn::<(), ()>(cmd)
+        .map(|(child, conn)| (child.into(), conn))
         .unwrap_or_else(|e| panic!("cannot start {python} {script_name}: {e}"))
 }
 

@@ -1,0 +1,318 @@
+//! Non-blocking and deadline-bounded I/O on a connection's descriptor.
+//!
+//! The descriptors stay in blocking mode (a `Sender` and a `Receiver` may share one, and a
+//! child may share it too); each call asks for non-blocking behaviour itself:
+//!
+//! - reads use `recv(MSG_DONTWAIT)` on sockets, and a zero-timeout `poll(2)` before `read`
+//!   on pipes, so a readiness report that turns out to be spurious never blocks;
+//! - frame writes with a deadline use `sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL)` on sockets,
+//!   and on pipes `poll(POLLOUT)` followed by a write of at most `PIPE_BUF` bytes, which the
+//!   kernel then takes without blocking;
+//! - waiting is `poll(2)` on the one descriptor: no descriptor is created for it.
+//!
+//! A frame that a deadline interrupts part-way is never abandoned: its unsent rest is kept
+//! in the [`Writer`] and goes out before any later frame, so the stream stays aligned.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::net::{RecvFlags, SendFlags};
+
+use super::{FdKind, Reader, Writer};
+use crate::error::{Error, Result};
+use crate::frame::{Header, MAX_HEADER_LEN};
+
+/// The most a pipe write may carry and still never block once `poll` reported the pipe
+/// writable (POSIX guarantees at least 512; Linux has 4096).
+const PIPE_CHUNK: usize = libc::PIPE_BUF;
+
+/// Waits until `fd` reports one of `events`, a hang-up or an error; `false` when `timeout`
+/// passed first. `None` waits forever; a signal does not cut the wait short.
+pub(crate) fn wait_fd(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let mut fds = [PollFd::from_borrowed_fd(fd, events)];
+        let ts = remaining(timeout, deadline).and_then(|d| Timespec::try_from(d).ok());
+        match rustix::event::poll(&mut fds, ts.as_ref()) {
+            Ok(n) => return Ok(n > 0),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The time left until `deadline`; `None` (forever) without a timeout or when the
+/// deadline is too far away to represent.
+pub(crate) fn remaining(timeout: Option<Duration>, deadline: Option<Instant>) -> Option<Duration> {
+    match (timeout, deadline) {
+        (Some(_), Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+        _ => None,
+    }
+}
+
+impl Reader {
+    /// Whether the next receive returns without blocking, judged from the buffer alone: a
+    /// whole frame is buffered, or an error is pending.
+    pub(crate) fn ready_buffered(&self) -> bool {
+        self.poisoned || self.failed.is_some() || self.frame_buffered()
+    }
+
+    /// How many bytes from `pos` the next frame needs: all of it once its header is known.
+    fn frame_want(&self) -> usize {
+        match Header::decode(self.buffered()) {
+            Ok(Some(h)) => h.frame_len() as usize, // <= max + 12: larger is refused earlier
+            _ => MAX_HEADER_LEN,
+        }
+    }
+
+    /// Moves buffered bytes to the front when fewer than `want` bytes fit after `pos` or
+    /// the buffer is full, so the next read has room.
+    pub(super) fn make_room(&mut self, want: usize) {
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+        } else if self.pos > 0 && (self.buf.len() - self.pos < want || self.end == self.buf.len()) {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+    }
+
+    /// Reads whatever has arrived, without blocking, until the next frame is whole or
+    /// nothing more is there. Returns whether the next receive will not block: a whole
+    /// frame, the end of the stream, or an error (kept for that receive to report).
+    pub(crate) fn poll_now(&mut self) -> bool {
+        loop {
+            if self.ready_buffered() {
+                return true;
+            }
+            let want = self.frame_want();
+            self.reserve_frame(want);
+            self.make_room(want);
+            match self.read_nonblocking() {
+                Ok(Some(0)) => return true, // end of stream: the receive reports it
+                Ok(Some(_)) => {}
+                Ok(None) => return false,
+                Err(e) => {
+                    self.failed = Some(e);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// One read into the free end of the buffer that never blocks; `None` when nothing has
+    /// arrived.
+    fn read_nonblocking(&mut self) -> io::Result<Option<usize>> {
+        let Reader {
+            fd,
+            buf,
+            end,
+            not_socket,
+            ..
+        } = self;
+        let fd = fd.as_fd();
+        loop {
+            let got = if *not_socket {
+                if !wait_fd(fd, PollFlags::IN, Some(Duration::ZERO))? {
+                    return Ok(None);
+                }
+                rustix::io::read(fd, &mut buf[*end..])
+            } else {
+                rustix::net::recv(fd, &mut buf[*end..], RecvFlags::DONTWAIT).map(|(n, _)| n)
+            };
+            match got {
+                Ok(n) => {
+                    *end += n;
+                    return Ok(Some(n));
+                }
+                Err(Errno::AGAIN) => return Ok(None),
+                Err(Errno::INTR) => {}
+                Err(Errno::NOTSOCK) if !*not_socket => *not_socket = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Waits until a whole message, the end of the stream or an error is ready, reading
+    /// whatever arrives into the buffer meanwhile; `false` when `timeout` passed first.
+    /// `None` waits forever.
+    pub(crate) fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            if self.poll_now() {
+                return Ok(true);
+            }
+            if !wait_fd(self.fd.as_fd(), PollFlags::IN, remaining(timeout, deadline))? {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// The unsent rest of a frame that a deadline interrupted part-way.
+#[derive(Debug, Default)]
+pub(crate) struct Unsent {
+    bytes: Vec<u8>,
+    pos: usize,
+    frame_len: u64,
+}
+
+impl Unsent {
+    fn is_empty(&self) -> bool {
+        self.pos == self.bytes.len()
+    }
+
+    fn error(&self) -> Error {
+        let left = (self.bytes.len() - self.pos) as u64;
+        Error::PartlySent {
+            sent: self.frame_len - left,
+            len: self.frame_len,
+        }
+    }
+}
+
+/// Header and payload of one frame, and how much of it has gone out.
+struct Frame<'a> {
+    parts: [&'a [u8]; 2],
+    sent: usize,
+}
+
+impl<'a> Frame<'a> {
+    fn len(&self) -> usize {
+        self.parts[0].len() + self.parts[1].len()
+    }
+
+    /// The unsent bytes as at most two slices, `max` bytes in all.
+    fn rest(&self, max: usize) -> [IoSlice<'a>; 2] {
+        let [head, body] = self.parts;
+        let (head, body) = if self.sent < head.len() {
+            (&head[self.sent..], body)
+        } else {
+            (&head[head.len()..], &body[self.sent - head.len()..])
+        };
+        let h = head.len().min(max);
+        let b = body.len().min(max - h);
+        [IoSlice::new(&head[..h]), IoSlice::new(&body[..b])]
+    }
+}
+
+impl Writer {
+    /// Finishes the rest of a frame a deadline interrupted, blocking as long as needed.
+    pub(super) fn finish_unsent(&mut self) -> Result<()> {
+        self.flush_until(None)
+    }
+
+    /// Writes the rest of an interrupted frame, giving up at `deadline` (`None`: never).
+    ///
+    /// Errors: [`Error::PartlySent`] when some of it is still unsent at the deadline.
+    pub(crate) fn flush_until(&mut self, deadline: Option<Instant>) -> Result<()> {
+        if self.unsent.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::take(&mut self.unsent.bytes);
+        let mut frame = Frame {
+            parts: [&bytes[self.unsent.pos..], &[]],
+            sent: 0,
+        };
+        let result = self.write_frame(&mut frame, deadline);
+        self.unsent.pos += frame.sent;
+        self.unsent.bytes = bytes;
+        result?;
+        if self.unsent.is_empty() {
+            self.unsent.bytes.clear();
+            self.unsent.pos = 0;
+            return Ok(());
+        }
+        Err(self.unsent.error())
+    }
+
+    /// Sends one frame unless `deadline` passes first; see `Sender::send_timeout`.
+    ///
+    /// Errors: [`Error::Timeout`] when nothing of this frame went out (an earlier
+    /// interrupted frame could not be finished, or the peer took nothing), and
+    /// [`Error::PartlySent`] when part of it went out: the rest is kept and goes first.
+    pub(crate) fn send_frame_until(&mut self, payload: &[u8], deadline: Instant) -> Result<()> {
+        match self.flush_until(Some(deadline)) {
+            Err(Error::PartlySent { .. }) => return Err(Error::Timeout),
+            other => other?,
+        }
+        let header = Header::for_payload(payload.len() as u64).encode();
+        let mut frame = Frame {
+            parts: [&header, payload],
+            sent: 0,
+        };
+        self.write_frame(&mut frame, Some(deadline))?;
+        match frame.sent {
+            0 => Err(Error::Timeout),
+            n if n == frame.len() => Ok(()),
+            _ => {
+                self.keep_rest(&frame);
+                Err(self.unsent.error())
+            }
+        }
+    }
+
+    fn keep_rest(&mut self, frame: &Frame<'_>) {
+        let unsent = &mut self.unsent;
+        unsent.bytes.clear();
+        for part in frame.rest(usize::MAX) {
+            unsent.bytes.extend_from_slice(&part);
+        }
+        unsent.pos = 0;
+        unsent.frame_len = frame.len() as u64;
+    }
+
+    /// Writes `frame` from `frame.sent` on until it is all out or `deadline` passes,
+    /// advancing `frame.sent`; `None` blocks until done.
+    fn write_frame(&self, frame: &mut Frame<'_>, deadline: Option<Instant>) -> Result<()> {
+        let limit = if self.kind == FdKind::Pipe && deadline.is_some() {
+            PIPE_CHUNK
+        } else {
+            usize::MAX
+        };
+        while frame.sent < frame.len() {
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if self.kind == FdKind::Pipe
+                    && !wait_fd(self.fd.as_fd(), PollFlags::OUT, Some(left))?
+                {
+                    return Ok(());
+                }
+            }
+            match self.write_some(&frame.rest(limit), deadline.is_some()) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => frame.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let d = deadline.expect("only deadline writes are non-blocking");
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() || !wait_fd(self.fd.as_fd(), PollFlags::OUT, Some(left))? {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// One vectored write; on a socket it does not block when `nonblocking` (a pipe is
+    /// only written when `poll` said it has room, and at most `PIPE_BUF` bytes).
+    fn write_some(&self, iov: &[IoSlice<'_>], nonblocking: bool) -> io::Result<usize> {
+        if self.kind == FdKind::Pipe || !nonblocking {
+            return self.write_vectored(iov);
+        }
+        let fd = self.fd.as_fd();
+        let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
+        let mut control = rustix::net::SendAncillaryBuffer::default();
+        rustix::net::sendmsg(fd, iov, &mut control, flags).map_err(io::Error::from)
+    }
+}
