@@ -120,7 +120,10 @@ impl Pickle {
     /// [`DEFAULT_PICKLE_SIZE`]): its string and byte data plus 8 bytes per value, counted
     /// once per reference to a shared value.
     pub fn max_size(self, bytes: u64) -> Pickle {
-        Pickle { size: bytes, ..self }
+        Pickle {
+            size: bytes,
+            ..self
+        }
     }
 
     /// Decodes objects of classes with no Rust counterpart (`array.array`, dataclasses…)

@@ -465,7 +465,15 @@ mod tests {
 
     #[test]
     fn malformed_pickles_are_refused_without_panicking() {
-        for p in [&b""[..], b"\x80", b"a.", b"(t", b"h\x05.", b"X\xff\xff\xff\xff", b"0."] {
+        for p in [
+            &b""[..],
+            b"\x80",
+            b"a.",
+            b"(t",
+            b"h\x05.",
+            b"X\xff\xff\xff\xff",
+            b"0.",
+        ] {
             assert!(scan(p, LIMITS).is_err(), "{p:?}");
         }
     }
