@@ -15,7 +15,7 @@ pub const DEFAULT_PICKLE_DEPTH: u32 = 128;
 pub const DEFAULT_PICKLE_SIZE: u64 = 256 << 20;
 
 /// Globals that serde-pickle turns into values.
-const KNOWN_GLOBALS: [&str; 14] = [
+const KNOWN_GLOBALS: [&str; 16] = [
     "builtins.set",
     "builtins.frozenset",
     "builtins.list",
@@ -30,6 +30,8 @@ const KNOWN_GLOBALS: [&str; 14] = [
     "copy_reg._reconstructor",
     "_codecs.encode",
     "builtins.object",
+    "builtins.bytes",
+    "__builtin__.bytes",
 ];
 
 /// A codec for Python's pickle format, through
@@ -172,8 +174,15 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Pickle {
             depth: self.depth,
             size: self.size,
         };
-        let globals = scan::scan(bytes, limits).map_err(structure)?;
-        serde_pickle::from_slice(bytes, self.de_options()).map_err(|e| explain(e, &globals))
+        let found = scan::scan(bytes, limits).map_err(structure)?;
+        let patched;
+        let bytes = if found.empty_bytes_calls.is_empty() {
+            bytes
+        } else {
+            patched = scan::patch(bytes, &found.empty_bytes_calls);
+            &patched
+        };
+        serde_pickle::from_slice(bytes, self.de_options()).map_err(|e| explain(e, &found.globals))
     }
 }
 

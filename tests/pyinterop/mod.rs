@@ -183,6 +183,24 @@ pub(crate) fn spawn_script(
         .unwrap_or_else(|e| panic!("cannot start {python} {script_name}: {e}"))
 }
 
+/// [`spawn_script`] with a typed connection through `codec`.
+pub(crate) fn spawn_script_with<S, R, C: Clone>(
+    python: &Python,
+    script_name: &str,
+    args: &[&str],
+    codec: C,
+) -> (Child, procwire::Connection<S, R, C>) {
+    let mut cmd = python.command();
+    cmd.arg(script(script_name))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    procwire::spawn_with::<S, R, C>(cmd, codec)
+        .map(|(child, conn)| (child.into(), conn))
+        .unwrap_or_else(|e| panic!("cannot start {python} {script_name}: {e}"))
+}
+
 /// What a child did, as far as [`wait_bounded`] saw.
 #[derive(Debug)]
 pub(crate) struct Outcome {

@@ -34,11 +34,34 @@ struct Node<'a> {
     size: u64,
     /// The text of a string scalar, for naming globals.
     text: Option<&'a [u8]>,
+    tag: Tag,
+}
+
+/// What the pass needs to know about a value to patch `bytes()` calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Plain,
+    /// An empty tuple made by the opcodes starting at this offset.
+    EmptyTuple(usize),
+    /// The class `bytes` or `bytearray`.
+    BytesType,
+}
+
+/// What the pass found: the globals a pickle names and the calls to patch.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Scan {
+    /// The globals named, as `module.name` (the first few).
+    pub(super) globals: Vec<String>,
+    /// Calls `bytes()` / `bytearray()` with no arguments, which protocols 0 to 2 use for
+    /// an empty `bytes` and serde-pickle cannot evaluate: the offsets of the argument
+    /// tuple's first opcode and of the `REDUCE`.
+    pub(super) empty_bytes_calls: Vec<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Slot<'a> {
-    Mark,
+    /// A mark, pushed by the opcode at this offset.
+    Mark(usize),
     /// A value only the stack refers to.
     Val(Node<'a>),
     /// A value the memo or another slot may also refer to: an index into `shared`.
@@ -57,6 +80,9 @@ struct SharedNode<'a> {
 struct Items {
     depth: u32,
     size: u64,
+    count: usize,
+    /// Where the mark the items were popped to was pushed.
+    mark: Option<usize>,
 }
 
 const SCALAR: u64 = 8;
@@ -68,12 +94,11 @@ struct Machine<'a> {
     stack: Vec<Slot<'a>>,
     shared: Vec<SharedNode<'a>>,
     memo: HashMap<u64, usize>,
-    globals: Vec<String>,
+    found: Scan,
 }
 
-/// Checks `input` against `limits`; on success returns the globals it names, as
-/// `module.name`.
-pub(super) fn scan(input: &[u8], limits: Limits) -> Result<Vec<String>, Refusal> {
+/// Checks `input` against `limits`.
+pub(super) fn scan(input: &[u8], limits: Limits) -> Result<Scan, Refusal> {
     let mut m = Machine {
         input,
         pos: 0,
@@ -81,19 +106,34 @@ pub(super) fn scan(input: &[u8], limits: Limits) -> Result<Vec<String>, Refusal>
         stack: Vec::new(),
         shared: Vec::new(),
         memo: HashMap::new(),
-        globals: Vec::new(),
+        found: Scan::default(),
     };
     while m.step()? {}
-    Ok(m.globals)
+    Ok(m.found)
+}
+
+/// Replaces each call of [`Scan::empty_bytes_calls`] with `POP` (the class) and an empty
+/// `SHORT_BINBYTES`.
+pub(super) fn patch(input: &[u8], calls: &[(usize, usize)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + calls.len());
+    let mut at = 0;
+    for &(args, reduce) in calls {
+        out.extend_from_slice(&input[at..args]);
+        out.extend_from_slice(b"0C\x00");
+        at = reduce + 1;
+    }
+    out.extend_from_slice(&input[at..]);
+    out
 }
 
 impl<'a> Machine<'a> {
     /// Runs one opcode; false after `STOP`.
     fn step(&mut self) -> Result<bool, Refusal> {
+        let at = self.pos;
         let op = self.take(1)?[0];
         match op {
             b'.' => return Ok(false),
-            b'(' => self.stack.push(Slot::Mark),
+            b'(' => self.stack.push(Slot::Mark(at)),
             b'0' => {
                 self.pop()?;
             }
@@ -120,13 +160,19 @@ impl<'a> Machine<'a> {
                 depth: 1,
                 size: SCALAR,
                 text: None,
+                tag: if op == b')' {
+                    Tag::EmptyTuple(at)
+                } else {
+                    Tag::Plain
+                },
             })?,
             b'l' | b'd' | b't' | 0x91 => self.build(None)?,
             0x85..=0x87 => self.build(Some(usize::from(op - 0x84)))?,
             b'a' | b'b' => self.extend(Some(1))?,
             b's' => self.extend(Some(2))?,
             b'e' | b'u' | 0x90 => self.extend(None)?,
-            b'R' | 0x81 => self.build(Some(2))?,
+            b'R' => self.reduce(at)?,
+            0x81 => self.build(Some(2))?,
             0x92 => self.build(Some(3))?,
             b'o' => self.build(None)?,
             b'c' | b'i' => self.global_lines(op)?,
@@ -165,7 +211,7 @@ impl<'a> Machine<'a> {
         match slot {
             Slot::Val(n) => Ok(n),
             Slot::Shared(i) => Ok(self.shared[i].node),
-            Slot::Mark => Err("pickle uses a mark as a value".to_string()),
+            Slot::Mark(_) => Err("pickle uses a mark as a value".to_string()),
         }
     }
 
@@ -215,6 +261,7 @@ impl<'a> Machine<'a> {
             depth: 0,
             size: SCALAR + data as u64,
             text,
+            tag: Tag::Plain,
         })
     }
 
@@ -262,8 +309,9 @@ impl<'a> Machine<'a> {
                 return Ok(items);
             }
             let slot = self.pop()?;
-            if let Slot::Mark = slot {
+            if let Slot::Mark(at) = slot {
                 if count.is_none() {
+                    items.mark = Some(at);
                     return Ok(items);
                 }
                 return Err("pickle uses a mark as a value".to_string());
@@ -274,6 +322,7 @@ impl<'a> Machine<'a> {
             }
             items.depth = items.depth.max(node.depth);
             items.size = items.size.saturating_add(node.size);
+            items.count += 1;
             left = left.map(|n| n - 1);
         }
     }
@@ -281,11 +330,29 @@ impl<'a> Machine<'a> {
     /// Builds a new value from popped items.
     fn build(&mut self, count: Option<usize>) -> Result<(), Refusal> {
         let items = self.pop_items(count)?;
+        let tag = match items.mark {
+            Some(at) if items.count == 0 => Tag::EmptyTuple(at),
+            _ => Tag::Plain,
+        };
         self.push(Node {
             depth: items.depth + 1,
             size: items.size.saturating_add(SCALAR),
             text: None,
+            tag,
         })
+    }
+
+    /// `REDUCE` at offset `at`: notes `bytes()` calls whose arguments come right before.
+    fn reduce(&mut self, at: usize) -> Result<(), Refusal> {
+        if let [.., callable, args] = self.stack[..] {
+            let (callable, args) = (self.node(callable)?, self.node(args)?);
+            if let (Tag::BytesType, Tag::EmptyTuple(start)) = (callable.tag, args.tag) {
+                if matches!(&self.input[start..at], b")" | b"(t") {
+                    self.found.empty_bytes_calls.push((start, at));
+                }
+            }
+        }
+        self.build(Some(2))
     }
 
     /// Adds popped items to the value below them (`APPEND`, `SETITEMS`, `BUILD`…).
@@ -297,6 +364,7 @@ impl<'a> Machine<'a> {
             depth: old.depth.max(items.depth + 1),
             size: old.size.saturating_add(items.size),
             text: None,
+            tag: Tag::Plain,
         };
         self.check(new)?;
         match slot {
@@ -315,7 +383,7 @@ impl<'a> Machine<'a> {
     fn share_top(&mut self) -> Result<usize, Refusal> {
         match self.top()? {
             Slot::Shared(i) => Ok(i),
-            Slot::Mark => Err("pickle uses a mark as a value".to_string()),
+            Slot::Mark(_) => Err("pickle uses a mark as a value".to_string()),
             Slot::Val(node) => {
                 self.shared.push(SharedNode {
                     node,
@@ -359,11 +427,11 @@ impl<'a> Machine<'a> {
     fn global_lines(&mut self, op: u8) -> Result<(), Refusal> {
         let module = self.line()?;
         let name = self.line()?;
-        self.note_global(module, name);
         if op == b'i' {
+            self.note_global(module, name);
             self.build(None)
         } else {
-            self.scalar(None, 0)
+            self.push_global(module, name)
         }
     }
 
@@ -371,10 +439,22 @@ impl<'a> Machine<'a> {
     fn stack_global(&mut self) -> Result<(), Refusal> {
         let name = self.pop().and_then(|s| self.node(s))?;
         let module = self.pop().and_then(|s| self.node(s))?;
-        if let (Some(module), Some(name)) = (module.text, name.text) {
-            self.note_global(module, name);
+        match (module.text, name.text) {
+            (Some(module), Some(name)) => self.push_global(module, name),
+            _ => self.scalar(None, 0),
         }
-        self.scalar(None, 0)
+    }
+
+    fn push_global(&mut self, module: &[u8], name: &[u8]) -> Result<(), Refusal> {
+        self.note_global(module, name);
+        let builtin = matches!(module, b"builtins" | b"__builtin__");
+        let bytes = builtin && matches!(name, b"bytes" | b"bytearray");
+        self.push(Node {
+            depth: 0,
+            size: SCALAR,
+            text: None,
+            tag: if bytes { Tag::BytesType } else { Tag::Plain },
+        })
     }
 
     fn note_global(&mut self, module: &[u8], name: &[u8]) {
@@ -383,8 +463,9 @@ impl<'a> Machine<'a> {
             String::from_utf8_lossy(module),
             String::from_utf8_lossy(name)
         );
-        if self.globals.len() < 8 && !self.globals.contains(&global) {
-            self.globals.push(global);
+        let globals = &mut self.found.globals;
+        if globals.len() < 8 && !globals.contains(&global) {
+            globals.push(global);
         }
     }
 }
@@ -416,7 +497,7 @@ mod tests {
     fn python_pickle_of_a_list_passes() {
         // [1, 'hello', None] as CPython 3.12 pickles it (protocol 4, framed).
         let p = b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00]\x94(K\x01\x8c\x05hello\x94Ne.";
-        assert_eq!(scan(p, LIMITS), Ok(vec![]));
+        assert_eq!(scan(p, LIMITS), Ok(Scan::default()));
     }
 
     #[test]
@@ -457,10 +538,22 @@ mod tests {
         body.extend_from_slice(&[0x94, 0x8c, 20]);
         body.extend_from_slice(b"_array_reconstructor");
         body.extend_from_slice(&[0x94, 0x93, b')', b'R']);
-        assert_eq!(
-            scan(&pickle(&body), LIMITS),
-            Ok(vec!["array._array_reconstructor".to_string()])
-        );
+        let found = scan(&pickle(&body), LIMITS).unwrap();
+        assert_eq!(found.globals, ["array._array_reconstructor"]);
+    }
+
+    #[test]
+    fn empty_bytes_calls_of_protocols_0_to_2_are_patched() {
+        // pickle.dumps([b'', b'', b'x'], protocol=p) for p = 0 and 2.
+        let p0 = b"(lp0\nc__builtin__\nbytes\np1\n(tRp2\nag2\nac_codecs\nencode\np3\n(Vx\np4\nVlatin1\np5\ntp6\nRp7\na.";
+        let p2 = b"\x80\x02]q\x00(c__builtin__\nbytes\nq\x01)Rq\x02h\x02c_codecs\nencode\nq\x03X\x01\x00\x00\x00xq\x04X\x06\x00\x00\x00latin1q\x05\x86q\x06Rq\x07e.";
+        for p in [&p0[..], &p2[..]] {
+            let found = scan(p, LIMITS).unwrap();
+            assert_eq!(found.empty_bytes_calls.len(), 1, "{p:?}");
+            let patched = patch(p, &found.empty_bytes_calls);
+            assert!(patched.windows(3).any(|w| w == b"0C\x00"));
+            assert!(scan(&patched, LIMITS).unwrap().empty_bytes_calls.is_empty());
+        }
     }
 
     #[test]
