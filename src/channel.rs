@@ -495,6 +495,14 @@ impl<S, R, C: Clone> Connection<S, R, C> {
             rx: Receiver::from_fd(fd, codec),
         }
     }
+
+    /// A connection over two one-way descriptors (a pair of pipes or FIFOs).
+    pub(crate) fn from_pipes(read: OwnedFd, write: OwnedFd, codec: C) -> Self {
+        Connection {
+            tx: Sender::from_fd(Arc::new(write), FdKind::Pipe, codec.clone()),
+            rx: Receiver::from_fd(Arc::new(read), codec),
+        }
+    }
 }
 
 impl<S, R, C> Connection<S, R, C> {

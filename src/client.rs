@@ -12,7 +12,7 @@ use crate::address::Address;
 use crate::auth::{client_handshake, AuthKey};
 use crate::channel::Connection;
 use crate::error::{Error, Result};
-use crate::listener::{unsupported_fifo, DEFAULT_HANDSHAKE_TIMEOUT};
+use crate::listener::DEFAULT_HANDSHAKE_TIMEOUT;
 #[cfg(feature = "postcard")]
 use crate::Postcard;
 use crate::DEFAULT_MAX_MESSAGE_SIZE;
@@ -192,9 +192,16 @@ impl ClientBuilder {
             Address::Tcp(_) | Address::TcpHost { .. } => self.connect_tcp(&addr, deadline)?,
             Address::Unix(path) => connect_unix(&addr, &SockAddr::unix(path)?, deadline)?,
             Address::Abstract(name) => connect_unix(&addr, &abstract_sockaddr(name)?, deadline)?,
-            Address::Fifo(_) => return Err(unsupported_fifo()),
+            Address::Fifo(path) => {
+                let pair = crate::transport::fifo::connect(path, deadline)?;
+                return self.finish(Connection::from_pipes(pair.read, pair.write, codec));
+            }
         };
-        let conn = Connection::from_socket(OwnedFd::from(socket), codec);
+        self.finish(Connection::from_socket(OwnedFd::from(socket), codec))
+    }
+
+    /// Applies the connection options and, with a key, authenticates.
+    fn finish<S, R, C>(&self, conn: Connection<S, R, C>) -> Result<Connection<S, R, C>> {
         conn.set_max_message_size(self.max_message_size);
         if let Some(key) = &self.authkey {
             client_handshake(&conn, key, self.handshake_timeout)?;

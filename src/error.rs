@@ -180,6 +180,14 @@ impl From<io::Error> for Error {
     }
 }
 
+/// Lets APIs that take `impl TryInto<Address>` accept an [`Address`](crate::Address) itself,
+/// whose conversion cannot fail.
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl From<rustix::io::Errno> for Error {
     fn from(e: rustix::io::Errno) -> Self {
         Error::Io(e.into())

@@ -1,4 +1,5 @@
-//! [`Listener`]: accepts connections on TCP, Unix-path and abstract sockets, running the
+//! [`Listener`]: accepts connections on TCP, Unix-path and abstract sockets and named
+//! pipes (see `transport/fifo.rs` for their rendezvous), running the
 //! server side of the authentication handshake when it has a key.
 
 use std::fmt;
@@ -15,6 +16,7 @@ use crate::address::Address;
 use crate::auth::{server_handshake, AuthKey};
 use crate::channel::Connection;
 use crate::error::{Error, Result};
+use crate::transport::fifo::FifoListener;
 #[cfg(feature = "postcard")]
 use crate::Postcard;
 use crate::DEFAULT_MAX_MESSAGE_SIZE;
@@ -98,8 +100,7 @@ impl ListenerBuilder {
     /// - [`Error::InvalidAddress`] when `addr` does not parse.
     /// - [`Error::Io`] with the cases above, or any `bind`/`listen` failure (kind
     ///   `AddrInUse` for a TCP port in use).
-    /// - [`Error::Io`] of kind `Unsupported` for `fifo://` addresses (not served yet) and
-    ///   for abstract addresses off Linux.
+    /// - [`Error::Io`] of kind `Unsupported` for abstract addresses off Linux.
     ///
     /// # Examples
     ///
@@ -131,22 +132,26 @@ impl ListenerBuilder {
                     .local_addr()?
                     .as_socket()
                     .map_or(addr.clone(), Address::Tcp);
-                (socket, local, None)
+                (Endpoint::Socket(socket), local, None)
             }
             Address::Unix(path) => {
                 let (socket, file) = bind_unix_path(path, self.unix_mode, backlog(self.backlog))?;
-                (socket, addr.clone(), Some(file))
+                (Endpoint::Socket(socket), addr.clone(), Some(file))
             }
             Address::Abstract(name) => {
                 let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
                 socket.bind(&crate::client::abstract_sockaddr(name)?)?;
                 socket.listen(backlog(self.backlog))?;
-                (socket, addr.clone(), None)
+                (Endpoint::Socket(socket), addr.clone(), None)
             }
-            Address::Fifo(_) => return Err(unsupported_fifo()),
+            Address::Fifo(path) => {
+                let fifo = FifoListener::bind(path, self.unix_mode)?;
+                let file = UnixFile::of(path)?;
+                (Endpoint::Fifo(fifo), addr.clone(), Some(file))
+            }
         };
         Ok(Listener {
-            socket: Some(socket),
+            endpoint: Some(socket),
             local,
             unix_file,
             last_accepted: Mutex::new(None),
@@ -166,11 +171,11 @@ fn not_found(addr: &Address) -> Error {
     ))
 }
 
-pub(crate) fn unsupported_fifo() -> Error {
-    Error::Io(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "fifo:// addresses are not served yet",
-    ))
+/// What a listener listens on.
+#[derive(Debug)]
+enum Endpoint {
+    Socket(Socket),
+    Fifo(FifoListener),
 }
 
 /// The socket file a listener made, identified so that it only removes its own.
@@ -182,6 +187,16 @@ struct UnixFile {
 }
 
 impl UnixFile {
+    /// Identifies the file now at `path`.
+    fn of(path: &Path) -> io::Result<UnixFile> {
+        let md = std::fs::symlink_metadata(path)?;
+        Ok(UnixFile {
+            path: path.to_owned(),
+            dev: md.dev(),
+            ino: md.ino(),
+        })
+    }
+
     /// Removes the file if it is still ours, and the private directory
     /// [`Address::arbitrary`] made around it.
     fn remove(&self) -> io::Result<()> {
@@ -259,13 +274,7 @@ fn bind_unix_path(path: &Path, mode: u32, backlog: i32) -> Result<(Socket, UnixF
     let _ = std::fs::remove_dir(&staging);
     result?;
     socket.listen(backlog)?;
-    let md = std::fs::symlink_metadata(path)?;
-    let file = UnixFile {
-        path: path.to_owned(),
-        dev: md.dev(),
-        ino: md.ino(),
-    };
-    Ok((socket, file))
+    Ok((socket, UnixFile::of(path)?))
 }
 
 fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
@@ -309,7 +318,7 @@ fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
 /// # Ok::<(), procwire::Error>(())
 /// ```
 pub struct Listener {
-    socket: Option<Socket>,
+    endpoint: Option<Endpoint>,
     local: Address,
     unix_file: Option<UnixFile>,
     last_accepted: Mutex<Option<Address>>,
@@ -350,8 +359,10 @@ impl Listener {
             .clone()
     }
 
-    fn socket(&self) -> &Socket {
-        self.socket.as_ref().expect("only `close` takes the socket")
+    fn endpoint(&self) -> &Endpoint {
+        self.endpoint
+            .as_ref()
+            .expect("only `close` takes the endpoint")
     }
 
     /// Accepts the next client, with the default codec; see
@@ -377,8 +388,26 @@ impl Listener {
     ///   call `accept` again for the next client.
     /// - [`Error::Io`] when `accept(2)` fails.
     pub fn accept_with<S, R, C: Clone>(&self, codec: C) -> Result<Connection<S, R, C>> {
+        let conn = match self.endpoint() {
+            Endpoint::Socket(socket) => {
+                let fd = self.accept_socket(socket)?;
+                Connection::from_socket(fd, codec)
+            }
+            Endpoint::Fifo(fifo) => {
+                let pair = fifo.accept()?;
+                Connection::from_pipes(pair.read, pair.write, codec)
+            }
+        };
+        conn.set_max_message_size(self.config.max_message_size);
+        if let Some(key) = &self.config.authkey {
+            server_handshake(&conn, key, self.config.handshake_timeout)?;
+        }
+        Ok(conn)
+    }
+
+    fn accept_socket(&self, listening: &Socket) -> Result<OwnedFd> {
         let (socket, peer) = loop {
-            match self.socket().accept() {
+            match listening.accept() {
                 Ok(pair) => break pair,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
@@ -391,12 +420,7 @@ impl Listener {
             .last_accepted
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = peer_address(&peer);
-        let conn = Connection::from_socket(OwnedFd::from(socket), codec);
-        conn.set_max_message_size(self.config.max_message_size);
-        if let Some(key) = &self.config.authkey {
-            server_handshake(&conn, key, self.config.handshake_timeout)?;
-        }
-        Ok(conn)
+        Ok(OwnedFd::from(socket))
     }
 
     /// An endless iterator of [`accept`](Listener::accept) results.
@@ -426,8 +450,12 @@ impl Listener {
     /// [`Error::Io`] when removing the socket file or closing the socket fails.
     pub fn close(mut self) -> Result<()> {
         let removed = self.unix_file.take().map_or(Ok(()), |f| f.remove());
-        let closed = match self.socket.take() {
-            Some(s) => crate::transport::close(OwnedFd::from(s)),
+        let closed = match self.endpoint.take() {
+            Some(Endpoint::Socket(s)) => crate::transport::close(OwnedFd::from(s)),
+            Some(Endpoint::Fifo(f)) => {
+                drop(f);
+                Ok(())
+            }
             None => Ok(()),
         };
         removed?;
@@ -465,12 +493,15 @@ impl fmt::Debug for Listener {
 
 impl AsFd for Listener {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.socket().as_fd()
+        match self.endpoint() {
+            Endpoint::Socket(s) => s.as_fd(),
+            Endpoint::Fifo(f) => f.as_fd(),
+        }
     }
 }
 
 impl AsRawFd for Listener {
     fn as_raw_fd(&self) -> RawFd {
-        self.socket().as_raw_fd()
+        self.as_fd().as_raw_fd()
     }
 }

@@ -346,14 +346,6 @@ fn accepted_and_connected_descriptors_are_close_on_exec() {
 }
 
 #[test]
-fn fifo_addresses_are_parsed_but_not_served_yet() {
-    let Err(Error::Io(e)) = Listener::bind("fifo:///tmp/procwire-none") else {
-        panic!()
-    };
-    assert_eq!(e.kind(), std::io::ErrorKind::Unsupported);
-}
-
-#[test]
 fn tcp_connections_set_nodelay_and_the_requested_keepalive() {
     use socket2::SockRef;
     let listener = Listener::bind("127.0.0.1:0").unwrap();

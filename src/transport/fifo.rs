@@ -1,0 +1,325 @@
+//! Named pipes (FIFOs): the `fifo:///path` family, with Listener/Client semantics.
+//!
+//! The rendezvous:
+//!
+//! 1. The listener makes a FIFO at the address (mode 0600) and keeps it open for reading,
+//!    and once for writing itself, so that its reads never see end-of-file between clients.
+//! 2. A client makes its own pair of FIFOs, `c2s` and `s2c` (mode 0600), in a fresh
+//!    private directory, opens `s2c` for reading, and announces the pair to the listener
+//!    with one write of at most `PIPE_BUF` bytes, which the kernel keeps whole, so the
+//!    announcements of concurrent clients never interleave.
+//! 3. The listener opens `c2s` for reading and `s2c` for writing; the client then opens
+//!    `c2s` for writing. Every open is non-blocking: one that finds no peer fails at once
+//!    instead of hanging, and the client retries only until its deadline.
+//! 4. The client removes its pair as soon as both ends are open (the names are no longer
+//!    needed), or when it gives up. A listener that finds a client gone removes the pair
+//!    in its place.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rustix::fs::{FileType, Mode, OFlags, CWD};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+
+/// The most an announcement may take: `PIPE_BUF` on Linux, the size the kernel writes whole.
+const PIPE_BUF: usize = 4096;
+const MAGIC: &[u8] = b"procwire-fifo1\0";
+
+/// A read end and a write end: one connection over two FIFOs.
+pub(crate) struct FifoPair {
+    pub(crate) read: OwnedFd,
+    pub(crate) write: OwnedFd,
+}
+
+/// The listening side: the rendezvous FIFO, open for reading.
+#[derive(Debug)]
+pub(crate) struct FifoListener {
+    read: OwnedFd,
+    _keep_open: OwnedFd,
+    pending: Mutex<Vec<u8>>,
+}
+
+fn open(path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        flags | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )
+}
+
+fn set_blocking(fd: &OwnedFd) -> Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags - OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+fn is_fifo(path: &Path) -> Result<Option<bool>> {
+    match rustix::fs::lstat(path) {
+        Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode) == FileType::Fifo)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn make_fifo(path: &Path, mode: u32) -> Result<()> {
+    rustix::fs::mkfifoat(CWD, path, Mode::from_raw_mode(mode & 0o600))?;
+    // The umask can only have removed bits; set exactly what was asked.
+    rustix::fs::chmod(path, Mode::from_raw_mode(mode))?;
+    Ok(())
+}
+
+impl FifoListener {
+    /// Makes the rendezvous FIFO at `path`: a stale one (nobody reading) is replaced, a live
+    /// one is `AddrInUse`, anything that is not a FIFO is left alone (`AlreadyExists`).
+    pub(crate) fn bind(path: &Path, mode: u32) -> Result<FifoListener> {
+        match is_fifo(path)? {
+            None => {}
+            Some(false) => {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{} exists and is not a FIFO; not replacing it",
+                        path.display()
+                    ),
+                )))
+            }
+            Some(true) => match open(path, OFlags::WRONLY) {
+                Ok(_) => {
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("a listener is already serving {}", path.display()),
+                    )))
+                }
+                Err(Errno::NXIO) => rustix::fs::unlink(path)?,
+                Err(e) => return Err(e.into()),
+            },
+        }
+        make_fifo(path, mode)?;
+        let read = open(path, OFlags::RDONLY)?;
+        let keep_open = open(path, OFlags::WRONLY)?;
+        set_blocking(&read)?;
+        Ok(FifoListener {
+            read,
+            _keep_open: keep_open,
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Waits for the next announcement and opens the client's pair.
+    pub(crate) fn accept(&self) -> Result<FifoPair> {
+        let announcement = self.next_announcement()?;
+        let (c2s, s2c) = parse_announcement(&announcement)?;
+        let pair = (|| {
+            for p in [&c2s, &s2c] {
+                if is_fifo(p)? != Some(true) {
+                    return Err(gone(p));
+                }
+            }
+            let read = open(&c2s, OFlags::RDONLY)?;
+            let write = open(&s2c, OFlags::WRONLY).map_err(|e| match e {
+                Errno::NXIO => gone(&s2c),
+                e => e.into(),
+            })?;
+            set_blocking(&read)?;
+            set_blocking(&write)?;
+            Ok(FifoPair { read, write })
+        })();
+        if pair.is_err() {
+            remove_pair(&c2s); // the client is gone: clean up in its place
+        }
+        pair
+    }
+
+    /// Reads until one whole announcement (up to its newline) is buffered, and takes it.
+    fn next_announcement(&self) -> Result<Vec<u8>> {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            if let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                return Ok(line);
+            }
+            if pending.len() > PIPE_BUF {
+                pending.clear(); // garbage without a newline: drop it and resynchronise
+            }
+            let mut chunk = [0u8; PIPE_BUF];
+            match rustix::io::read(&self.read, &mut chunk) {
+                Ok(n) => pending.extend_from_slice(&chunk[..n]),
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl AsFd for FifoListener {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+}
+
+fn gone(path: &Path) -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        format!(
+            "the client of FIFO {} went away before it was served",
+            path.display()
+        ),
+    ))
+}
+
+fn bad_announcement(why: &str) -> Error {
+    Error::Protocol(format!("invalid FIFO announcement: {why}"))
+}
+
+/// `MAGIC` + c2s + NUL + s2c + newline.
+fn announcement(c2s: &Path, s2c: &Path) -> Result<Vec<u8>> {
+    let mut line = MAGIC.to_vec();
+    for (i, p) in [c2s, s2c].into_iter().enumerate() {
+        let bytes = p.as_os_str().as_bytes();
+        if bytes.contains(&b'\n') || bytes.contains(&0) {
+            return Err(Error::InvalidAddress(format!(
+                "{:?}: FIFO paths may not contain newlines",
+                p.display()
+            )));
+        }
+        if i == 1 {
+            line.push(0);
+        }
+        line.extend_from_slice(bytes);
+    }
+    line.push(b'\n');
+    if line.len() > PIPE_BUF {
+        return Err(Error::InvalidAddress(format!(
+            "{:?}: FIFO paths too long to announce atomically",
+            c2s.display()
+        )));
+    }
+    Ok(line)
+}
+
+fn parse_announcement(line: &[u8]) -> Result<(PathBuf, PathBuf)> {
+    let body = line
+        .strip_prefix(MAGIC)
+        .and_then(|b| b.strip_suffix(b"\n"))
+        .ok_or_else(|| bad_announcement("unknown format"))?;
+    let mut parts = body.split(|&b| b == 0);
+    let (Some(c2s), Some(s2c), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad_announcement("expected two paths"));
+    };
+    let path = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
+    let (c2s, s2c) = (path(c2s), path(s2c));
+    if !c2s.is_absolute() || c2s.parent() != s2c.parent() || c2s == s2c {
+        return Err(bad_announcement(
+            "paths must be two absolute names in one directory",
+        ));
+    }
+    Ok((c2s, s2c))
+}
+
+/// Removes a client's pair and the private directory holding it.
+fn remove_pair(c2s: &Path) {
+    if let Some(dir) = c2s.parent() {
+        for name in ["c2s", "s2c"] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// Connects to the listener whose rendezvous FIFO is `path`, retrying until `deadline`
+/// while it does not exist yet or nobody reads it.
+pub(crate) fn connect(path: &Path, deadline: Instant) -> Result<FifoPair> {
+    let dir = crate::address::private_dir(&std::env::temp_dir(), "procwire-fifo-")?;
+    let (c2s, s2c) = (dir.join("c2s"), dir.join("s2c"));
+    let result = (|| {
+        make_fifo(&c2s, 0o600)?;
+        make_fifo(&s2c, 0o600)?;
+        let read = open(&s2c, OFlags::RDONLY)?;
+        let line = announcement(&c2s, &s2c)?;
+        let rendezvous = retry(path, deadline, || open(path, OFlags::WRONLY))?;
+        retry(path, deadline, || {
+            match rustix::io::write(&rendezvous, &line) {
+                Ok(n) if n == line.len() => Ok(()),
+                Ok(_) => Err(Errno::IO), // cannot happen for writes of at most PIPE_BUF
+                Err(e) => Err(e),
+            }
+        })?;
+        let write = retry(path, deadline, || open(&c2s, OFlags::WRONLY))?;
+        set_blocking(&read)?;
+        set_blocking(&write)?;
+        Ok(FifoPair { read, write })
+    })();
+    remove_pair(&c2s);
+    result
+}
+
+/// Runs `attempt` until it succeeds, retrying on "no reader yet", "no such file yet" and
+/// "pipe full" until `deadline`.
+fn retry<T>(
+    path: &Path,
+    deadline: Instant,
+    mut attempt: impl FnMut() -> rustix::io::Result<T>,
+) -> Result<T> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let err = match attempt() {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if !matches!(err, Errno::NXIO | Errno::NOENT | Errno::AGAIN | Errno::INTR) {
+            return Err(err.into());
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "cannot connect to fifo://{} in time: {}",
+                    path.display(),
+                    io::Error::from(err)
+                ),
+            )));
+        }
+        std::thread::sleep(pause.min(remaining));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_round_trip_and_garbage_is_refused() {
+        let line = announcement(Path::new("/tmp/d/c2s"), Path::new("/tmp/d/s2c")).unwrap();
+        assert!(line.len() <= PIPE_BUF);
+        let (c2s, s2c) = parse_announcement(&line).unwrap();
+        assert_eq!(
+            (c2s.as_path(), s2c.as_path()),
+            (Path::new("/tmp/d/c2s"), Path::new("/tmp/d/s2c"))
+        );
+        for bad in [
+            &b"hello\n"[..],
+            b"procwire-fifo1\0/a/c2s\n",
+            b"procwire-fifo1\0rel/c2s\0rel/s2c\n",
+            b"procwire-fifo1\0/a/c2s\0/b/s2c\n",
+            b"procwire-fifo1\0/a/x\0/a/x\n",
+            b"procwire-fifo1\0/a/c\0/a/s\0/a/t\n",
+        ] {
+            assert!(
+                matches!(parse_announcement(bad), Err(Error::Protocol(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
