@@ -1,8 +1,8 @@
 //! Core benchmarks: each group measures procwire against a raw socketpair baseline in the
 //! same run, so the procwire/raw ratio is direct.
 //!
-//! Headline numbers, both threads on one core (a blocking wake-up across the two cores of
-//! a small VM costs ~70 µs against ~4 µs on one core, and unpinned runs flip between them):
+//! Headline numbers, both threads on one core (on a 2-core VM a blocking round trip costs
+//! ~9 µs on one core and 50-120 µs across cores, and unpinned runs flip between the two):
 //!
 //! ```text
 //! taskset -c 0 cargo bench --bench core
