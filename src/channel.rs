@@ -225,7 +225,10 @@ impl<T, C> Receiver<T, C> {
     /// Receives and decodes the next message, blocking until it has arrived.
     ///
     /// A message that fits in the receive buffer (64 KiB) is decoded in place: a steady
-    /// stream of small values allocates nothing beyond what `T` itself owns.
+    /// stream of small values allocates nothing beyond what `T` itself owns. A larger one
+    /// is read into a second buffer that the receiver keeps, as large as the largest such
+    /// message so far (at most [`max_message_size`](Receiver::max_message_size)), so large
+    /// messages do not allocate either.
     ///
     /// # Errors
     ///

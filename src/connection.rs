@@ -130,6 +130,9 @@ pub(crate) struct Reader {
     /// that a large payload goes from the kernel straight to its destination instead of
     /// filling the buffer first and being copied out.
     large_streak: bool,
+    /// Where a typed receive puts a payload larger than `buf`; as large as the largest
+    /// such payload so far (at most the maximum message size), kept for the next one.
+    spill: Vec<u8>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -154,6 +157,7 @@ impl Reader {
             failed: None,
             not_socket: false,
             large_streak: false,
+            spill: Vec::new(),
         }
     }
 
@@ -300,14 +304,12 @@ impl Reader {
     }
 
     /// Receives one message and hands its payload to `f`: in place in the read buffer when
-    /// the frame fits there (no allocation), otherwise through a new `Vec`.
+    /// the frame fits there, otherwise in the spill buffer. Neither allocates in steady state.
     pub(crate) fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let header = self.next_header()?;
         let len = header.payload_len() as usize;
         if len > self.buf.len() {
-            let mut whole = vec![0; len];
-            self.read_payload(header, &mut whole)?;
-            return Ok(f(&whole));
+            return self.recv_spilled(header, f);
         }
         while self.end - self.pos < len {
             let have = self.end - self.pos;
@@ -321,6 +323,23 @@ impl Reader {
         let out = f(&self.buf[start..start + len]);
         self.shrink_if_idle();
         Ok(out)
+    }
+
+    /// Reads a payload too large for the read buffer into the spill buffer and hands it
+    /// to `f`. The spill buffer keeps its size, so the next large message costs no
+    /// allocation and no page faults: a fresh 16 MiB buffer per message made a typed
+    /// receive of that size 2.3 times slower. It only grows, so zeroes are written once.
+    fn recv_spilled<R>(&mut self, header: Header, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let len = header.payload_len() as usize; // <= max, which fits in memory
+        let mut spill = std::mem::take(&mut self.spill);
+        if spill.len() < len {
+            spill.resize(len, 0);
+        }
+        let out = self
+            .read_payload(header, &mut spill[..len])
+            .map(|()| f(&spill[..len]));
+        self.spill = spill;
+        out
     }
 
     /// Whether the buffer holds what the next receive needs without blocking: a whole
