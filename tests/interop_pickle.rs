@@ -41,8 +41,11 @@ struct Everything {
     tuple: (i32, String, bool, Option<f64>),
     dict: BTreeMap<String, i64>,
     int_keys: BTreeMap<i64, String>,
-    nested: Vec<BTreeMap<String, Vec<(i32, Option<ByteBuf>)>>>,
+    nested: Vec<BTreeMap<String, Vec<Pair>>>,
 }
+
+/// `(1, None)` or `(2, b"2")` in Python.
+type Pair = (i32, Option<ByteBuf>);
 
 fn everything() -> Everything {
     Everything {
