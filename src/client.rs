@@ -238,9 +238,15 @@ fn connect_unix(addr: &Address, sa: &SockAddr, deadline: Instant) -> Result<Sock
     let mut pause = Duration::from_millis(1);
     loop {
         let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let err = match socket.connect_timeout(sa, remaining.max(Duration::from_millis(1))) {
-            Ok(()) => return Ok(socket),
+        // A Unix connect completes at once or fails at once: with `EAGAIN` when the
+        // listener's backlog is full (which `connect_timeout` would misreport as a hang-up
+        // of the unconnected socket), so it is retried here like a refusal.
+        socket.set_nonblocking(true)?;
+        let err = match socket.connect(sa) {
+            Ok(()) => {
+                socket.set_nonblocking(false)?;
+                return Ok(socket);
+            }
             Err(e) => e,
         };
         let retry = matches!(

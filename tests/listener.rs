@@ -417,3 +417,33 @@ fn max_message_size_applies_to_accepted_and_connected_connections() {
         "{err:?}"
     );
 }
+
+#[test]
+fn unix_clients_wait_for_room_in_a_full_backlog_instead_of_failing() {
+    let addr = Address::arbitrary(Family::Unix).unwrap();
+    let listener = Listener::builder().backlog(1).bind(&addr).unwrap();
+    let clients: Vec<_> = (0..8u8)
+        .map(|i| {
+            let addr = addr.clone();
+            thread::spawn(move || {
+                let conn: Connection<u8, u8> = Client::connect(&addr).unwrap();
+                conn.send(&i).unwrap();
+                conn
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(100)); // the backlog is full by now
+    let mut got: Vec<u8> = (0..8)
+        .map(|_| {
+            let ready = procwire::wait(&[&listener], Some(Duration::from_secs(10))).unwrap();
+            assert_eq!(ready, [0], "a client gave up instead of waiting");
+            let conn: Connection<u8, u8> = listener.accept().unwrap();
+            conn.recv_timeout(Duration::from_secs(10)).unwrap()
+        })
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..8).collect::<Vec<_>>());
+    for c in clients {
+        drop(c.join().unwrap());
+    }
+}
