@@ -46,7 +46,8 @@ struct Outbound<C> {
 /// A send blocks until the kernel has taken the whole message; when the peer does not read
 /// and its buffer is full, that is until the peer reads or goes away. A send that returns
 /// `Ok` promises only that the bytes were handed to the kernel, not that the peer received
-/// them.
+/// them. [`send_timeout`](Sender::send_timeout) bounds the wait (`Duration::ZERO` never
+/// waits) without ever leaving half a message on the stream.
 pub struct Sender<T, #[cfg(feature = "postcard")] C = Postcard, #[cfg(not(feature = "postcard"))] C>
 {
     fd: Arc<OwnedFd>,

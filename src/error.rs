@@ -84,7 +84,8 @@ pub enum Error {
     ///
     /// The message is not lost and must not be sent again: the sender keeps its unsent
     /// rest and writes it before anything else, with the next send of any kind or with
-    /// `flush_timeout`. Until then the peer cannot read past this message.
+    /// `flush_timeout`. Until then the peer cannot read past this message; if the sender is
+    /// closed first, the peer's receive ends with [`Error::Truncated`].
     PartlySent {
         /// Bytes of the frame (header included) handed to the kernel.
         sent: u64,

@@ -96,6 +96,10 @@ impl Reader {
             let want = self.frame_want();
             self.reserve_frame(want);
             self.make_room(want);
+            debug_assert!(
+                self.end < self.buf.len(),
+                "an unfinished frame fills the buffer"
+            );
             match self.read_nonblocking() {
                 Ok(Some(0)) => return true, // end of stream: the receive reports it
                 Ok(Some(_)) => {}

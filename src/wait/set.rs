@@ -7,7 +7,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use polling::{Event, Events, PollMode, Poller};
@@ -72,7 +72,9 @@ pub struct WaitSet<K, S> {
     slots: Vec<Option<Slot<K, S>>>,
     free: Vec<usize>,
     index: HashMap<K, usize>,
-    events: Events,
+    /// Behind a mutex only so that the set is `Sync` (`Events` is not); it is reached
+    /// through `get_mut`, which takes no lock.
+    events: Mutex<Events>,
     fired: Vec<usize>,
     /// Slots that may hold a whole buffered message: reported by the last wait, inserted
     /// or rechecked since. The next wait looks at their buffers first.
@@ -107,7 +109,9 @@ impl<K, S> WaitSet<K, S> {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
-            events: Events::with_capacity(NonZeroUsize::new(EVENTS).unwrap_or(NonZeroUsize::MIN)),
+            events: Mutex::new(Events::with_capacity(
+                NonZeroUsize::new(EVENTS).unwrap_or(NonZeroUsize::MIN),
+            )),
             fired: Vec::new(),
             carried: Vec::new(),
             spare: Vec::new(),
@@ -362,10 +366,14 @@ impl<K: Eq + Hash + Clone, S: Waitable> WaitSet<K, S> {
             } else {
                 Some(Duration::ZERO)
             };
-            self.events.clear();
-            self.poller.wait(&mut self.events, t)?;
+            let events = self
+                .events
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner);
+            events.clear();
+            self.poller.wait(events, t)?;
             self.fired.clear();
-            self.fired.extend(self.events.iter().map(|e| e.key));
+            self.fired.extend(events.iter().map(|e| e.key));
             for i in 0..self.fired.len() {
                 self.on_event(self.fired[i], ready)?;
             }
