@@ -295,10 +295,12 @@ impl Writer {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
                 Ok(n) => frame.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Also from a blocking write, if someone made the descriptor non-blocking.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let d = deadline.expect("only deadline writes are non-blocking");
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() || !wait_fd(self.fd.as_fd(), PollFlags::OUT, Some(left))? {
+                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    if left.is_some_and(|l| l.is_zero())
+                        || !wait_fd(self.fd.as_fd(), PollFlags::OUT, left)?
+                    {
                         return Ok(());
                     }
                 }
