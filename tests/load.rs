@@ -291,3 +291,24 @@ fn waitsets_close_what_they_opened_for_listeners_children_and_connections() {
         assert_eq!(open_fds(), before, "descriptors leaked");
     });
 }
+
+#[test]
+fn descriptors_that_waitsets_and_children_open_are_close_on_exec() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    bounded(|| {
+        let inheritable = util::inheritable_fds();
+        let mut sleep = std::process::Command::new("sleep");
+        sleep.arg("5");
+        let (child, _conn) = procwire::spawn::<(), ()>(sleep).unwrap();
+        let mut set = WaitSet::new().unwrap();
+        set.insert(0, Thing::Listener(Listener::bind("127.0.0.1:0").unwrap()))
+            .unwrap();
+        set.insert(1, Thing::Child(child)).unwrap();
+        assert_eq!(util::inheritable_fds(), inheritable);
+        let Some(Thing::Child(mut child)) = set.remove(&1) else {
+            unreachable!()
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+    });
+}

@@ -183,41 +183,41 @@ impl<K: Eq + Hash + Clone, S: Waitable> WaitSet<K, S> {
             Ok(found) => found,
             Err(error) => return Err(InsertError { error, source }),
         };
+        // Everything that could panic (the key's `Clone`, growing `slots`) happens before
+        // the registration, so no unwinding can drop `fd` while it is registered.
+        let slot_key = key.clone();
         let slot = self.free.pop().unwrap_or(self.slots.len());
+        if slot == self.slots.len() {
+            self.slots.push(None);
+        }
         // SAFETY: `polling` requires a registered descriptor to be deleted from the poller
-        // before it is closed. The descriptor registered here is `fd`, which the new slot
-        // owns (through an `Arc`), so it stays open while the slot exists. A slot lets go
-        // of its `Arc` only in `take_slot`, after `delete` succeeded, or else by moving it
-        // to `orphans`; `Drop for WaitSet` deletes every slot's descriptor before the
-        // slots are dropped; and `orphans` is dropped after `poller` (field order), when
-        // no registration remains. Nothing else drops a slot: sources are lent out only
-        // as `&S`, and the `Arc` is never handed out at all.
+        // before it is closed. The descriptor registered here is `fd`, which the slot owns
+        // (through an `Arc`) from the statement after next, with no code in between that
+        // can fail or panic, so it stays open while the slot exists. A slot lets go of its
+        // `Arc` only in `take_slot`, after `delete` succeeded, or else by moving it to
+        // `orphans`; `Drop for WaitSet` deletes every slot's descriptor before the slots
+        // are dropped; and `orphans` is dropped after `poller` (field order), when no
+        // registration remains. Nothing else drops a slot: sources are lent out only as
+        // `&S`, and the `Arc` is never handed out at all.
         #[allow(unsafe_code)]
         let added = unsafe {
             self.poller
                 .add_with_mode(fd.as_raw_fd(), Event::readable(slot), self.mode())
         };
         if let Err(e) = added {
-            if slot < self.slots.len() {
-                self.free.push(slot);
-            }
+            self.free.push(slot);
             return Err(InsertError {
                 error: e.into(),
                 source,
             });
         }
-        let entry = Slot {
-            key: key.clone(),
+        self.slots[slot] = Some(Slot {
+            key: slot_key,
             source,
             fd,
             has_buffer,
             reported: false,
-        };
-        if slot == self.slots.len() {
-            self.slots.push(Some(entry));
-        } else {
-            self.slots[slot] = Some(entry);
-        }
+        });
         if buffered {
             self.carried.push(slot);
         }
