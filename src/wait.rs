@@ -1,14 +1,6 @@
 //! Waiting on many sources at once: [`wait`], like CPython's
 //! `multiprocessing.connection.wait`, for one call, and [`WaitSet`] for a registry kept
-//! across calls.
-//!
-//! What "ready" means is the same for both, per kind of source:
-//!
-//! | source | ready when |
-//! | --- | --- |
-//! | [`Receiver`](crate::Receiver), [`Connection`](crate::Connection) | the next receive will not block: a whole message is buffered, the stream ended, or an error is pending |
-//! | [`Listener`] | a client is waiting, so `accept(2)` will not block (the handshake, when the listener has a key, still takes up to its timeout) |
-//! | [`Child`](crate::Child) | the process has exited (through a pidfd; Linux 5.3 or later) |
+//! across calls. What "ready" means is on [`Waitable`].
 
 use std::fmt;
 use std::io;
@@ -31,6 +23,14 @@ pub use self::set::{InsertError, WaitSet};
 /// [`Receiver`](crate::Receiver), [`Connection`](crate::Connection),
 /// [`Listener`] and [`Child`](crate::Child), and references, `Box`es, `Rc`s and `Arc`s of
 /// them.
+///
+/// What "ready" means, for both, per kind of source:
+///
+/// | source | ready when |
+/// | --- | --- |
+/// | [`Receiver`](crate::Receiver), [`Connection`](crate::Connection) | the next receive will not block: a whole message is buffered, the stream ended, or an error is pending |
+/// | [`Listener`] | a client is waiting, so `accept(2)` will not block (with a key, the handshake that `accept` runs still takes up to its timeout) |
+/// | [`Child`](crate::Child) | the process has exited (through a pidfd; Linux 5.3 or later) |
 ///
 /// A [`WaitSource`] can only be made by procwire, so your own type implements this by
 /// delegating to the procwire value it holds. That is how one [`WaitSet`] holds sources
@@ -195,7 +195,7 @@ impl fmt::Debug for WaitSource<'_> {
 /// indices of the ready ones, in the order of `sources` (empty on timeout).
 ///
 /// This is CPython's `multiprocessing.connection.wait(object_list, timeout)`, returning
-/// indices instead of the objects. "Ready" is the table in [`Waitable`]'s module: for a
+/// indices instead of the objects. "Ready" is as in the table on [`Waitable`]: for a
 /// connection, that the next receive will not block, which is stronger than CPython's
 /// "some bytes arrived". A connection whose buffer already holds a whole message is ready
 /// without a system call; when every source is like that, none is made.
