@@ -4,7 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
@@ -92,13 +92,25 @@ impl<T, C> Sender<T, C> {
     where
         C: Codec<T>,
     {
+        self.encode_and_send(value, None)
+    }
+
+    /// Encodes `value` into the sender's reused buffer and sends it as one frame, before
+    /// `deadline` when there is one.
+    pub(crate) fn encode_and_send(&self, value: &T, deadline: Option<Instant>) -> Result<()>
+    where
+        C: Codec<T>,
+    {
         let mut out = lock(&self.out);
         let Outbound { writer, codec, buf } = &mut *out;
         buf.clear();
         codec
             .encode(value, buf)
             .map_err(|e| Error::Encode(Box::new(e)))?;
-        writer.send_frame(buf)
+        match deadline {
+            Some(d) => writer.send_frame_until(buf, d),
+            None => writer.send_frame(buf),
+        }
     }
 
     /// Sends the bytes of `data` as one message, without encoding.

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use super::{lock, Connection, Outbound, Receiver, Sender};
+use super::{lock, Connection, Receiver, Sender};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 
@@ -63,16 +63,7 @@ impl<T, C> Sender<T, C> {
     where
         C: Codec<T>,
     {
-        let mut out = lock(&self.out);
-        let Outbound { writer, codec, buf } = &mut *out;
-        buf.clear();
-        codec
-            .encode(value, buf)
-            .map_err(|e| Error::Encode(Box::new(e)))?;
-        match deadline(timeout) {
-            Some(d) => writer.send_frame_until(buf, d),
-            None => writer.send_frame(buf),
-        }
+        self.encode_and_send(value, deadline(timeout))
     }
 
     /// Sends the bytes of `data` as one message, waiting at most `timeout` for the peer
