@@ -32,9 +32,11 @@ use crate::wait::{WaitSource, Waitable};
 /// use std::time::Duration;
 ///
 /// let (mut child, conn) = procwire::spawn::<(), ()>(Command::new("true"))?;
-/// let ready = procwire::wait(&[&conn, &child], Some(Duration::from_secs(10)))?;
-/// assert!(ready.contains(&1), "the child exited");
+/// // Ready once the process has exited (its socket end may report end-of-stream first).
+/// let ready = procwire::wait(&[&child], Some(Duration::from_secs(10)))?;
+/// assert_eq!(ready, [0], "the child exited");
 /// assert!(child.wait()?.success());
+/// assert!(conn.recv_bytes().unwrap_err().is_disconnected());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Child {
