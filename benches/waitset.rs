@@ -133,12 +133,7 @@ fn bench_echo(c: &mut Criterion, idle: &[Arc<Conn>]) {
         let set = set_with(idle, n, Arc::new(server));
         let handle = thread::spawn(move || echo_server(set));
         group.bench_with_input(BenchmarkId::new("waitset_echo", n), &n, |b, _| {
-            let mut i = 0u64;
-            b.iter(|| {
-                i += 1;
-                client.send(&i).expect("send");
-                assert_eq!(black_box(client.recv().expect("recv")), i);
-            });
+            round_trips(b, &client);
         });
         drop(client);
         handle.join().expect("echo server");
@@ -150,16 +145,21 @@ fn bench_echo(c: &mut Criterion, idle: &[Arc<Conn>]) {
         }
     });
     group.bench_function(BenchmarkId::new("blocking_echo", 1), |b| {
-        let mut i = 0u64;
-        b.iter(|| {
-            i += 1;
-            client.send(&i).expect("send");
-            assert_eq!(black_box(client.recv().expect("recv")), i);
-        });
+        round_trips(b, &client);
     });
     drop(client);
     handle.join().expect("echo thread");
     group.finish();
+}
+
+/// Sends a counter and checks it comes back, once per iteration.
+fn round_trips(b: &mut criterion::Bencher<'_>, client: &Conn) {
+    let mut i = 0u64;
+    b.iter(|| {
+        i += 1;
+        client.send(&i).expect("send");
+        assert_eq!(black_box(client.recv().expect("recv")), i);
+    });
 }
 
 fn bench_loop(c: &mut Criterion, idle: &[Arc<Conn>]) {

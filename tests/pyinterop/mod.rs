@@ -172,15 +172,7 @@ pub(crate) fn spawn_script(
     script_name: &str,
     args: &[&str],
 ) -> (Child, procwire::Connection<(), ()>) {
-    let mut cmd = python.command();
-    cmd.arg(script(script_name))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    procwire::spawn::<(), ()>(cmd)
-        .map(|(child, conn)| (child.into(), conn))
-        .unwrap_or_else(|e| panic!("cannot start {python} {script_name}: {e}"))
+    spawn_script_with(python, script_name, args, procwire::Postcard)
 }
 
 /// [`spawn_script`] with a typed connection through `codec`.
