@@ -246,7 +246,8 @@ impl<T, C> Receiver<T, C> {
     /// # Errors
     ///
     /// - [`Error::Disconnected`] when the peer closed the stream between messages.
-    /// - [`Error::Truncated`] when it closed the stream inside a message.
+    /// - [`Error::Truncated`] when it closed the stream inside a message. The partial
+    ///   message is discarded and every later receive reports the same truncation.
     /// - [`Error::Decode`] when the codec refuses the payload; the message is consumed and
     ///   the next one is readable.
     /// - [`Error::MessageTooLarge`], [`Error::Protocol`] and [`Error::Io`] as described

@@ -122,6 +122,10 @@ pub(crate) struct Reader {
     end: usize,
     max: u64,
     poisoned: bool,
+    /// Set when the stream ended inside a frame: `(received, expected)` bytes of it. Every
+    /// later receive reports the same truncation; the partial frame is discarded, so no
+    /// receive ever reads its bytes as a message.
+    truncated: Option<(u64, u64)>,
     /// An error a non-blocking read met, for the next receive to report.
     failed: Option<io::Error>,
     /// Set once `recv(2)` said the descriptor is not a socket (a pipe or FIFO).
@@ -154,6 +158,7 @@ impl Reader {
             end: 0,
             max: DEFAULT_MAX_MESSAGE_SIZE,
             poisoned: false,
+            truncated: None,
             failed: None,
             not_socket: false,
             large_streak: false,
@@ -191,6 +196,9 @@ impl Reader {
         if let Some(e) = self.failed.take() {
             return Err(e.into());
         }
+        if let Some((received, expected)) = self.truncated {
+            return Err(Error::Truncated { received, expected });
+        }
         if self.poisoned {
             return Err(Error::Protocol(
                 "receiving is disabled after an oversized or malformed message".into(),
@@ -218,7 +226,7 @@ impl Reader {
                 usize::MAX
             };
             if self.fill_at_most(MAX_HEADER_LEN, limit)? == 0 {
-                return Err(eof(have as u64, if have < 4 { 4 } else { 12 }));
+                return Err(self.eof(have as u64, if have < 4 { 4 } else { 12 }));
             }
         };
         if header.payload_len() > self.max {
@@ -253,7 +261,7 @@ impl Reader {
             };
             if n == 0 {
                 let received = header.header_len() as u64 + done as u64;
-                return Err(eof(received, header.frame_len()));
+                return Err(self.eof(received, header.frame_len()));
             }
             if rest >= self.buf.len() / 2 {
                 done += n;
@@ -315,7 +323,7 @@ impl Reader {
             let have = self.end - self.pos;
             if self.fill(len)? == 0 {
                 let received = (header.header_len() + have) as u64;
-                return Err(eof(received, header.frame_len()));
+                return Err(self.eof(received, header.frame_len()));
             }
         }
         let start = self.pos;
@@ -377,11 +385,15 @@ fn read_retrying(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize> {
     }
 }
 
-/// The error for an end of stream after `received` of a frame's `expected` bytes.
-fn eof(received: u64, expected: u64) -> Error {
-    if received == 0 {
-        Error::Disconnected
-    } else {
+impl Reader {
+    /// The error for an end of stream after `received` of a frame's `expected` bytes. A
+    /// truncation is remembered and the partial frame dropped (see `truncated`).
+    fn eof(&mut self, received: u64, expected: u64) -> Error {
+        if received == 0 {
+            return Error::Disconnected;
+        }
+        self.truncated = Some((received, expected));
+        self.pos = self.end;
         Error::Truncated { received, expected }
     }
 }

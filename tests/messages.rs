@@ -156,6 +156,43 @@ fn eof_inside_a_payload_is_truncated_for_every_receive() {
 }
 
 #[test]
+fn a_truncated_stream_stays_truncated_and_its_partial_bytes_never_become_messages() {
+    bounded(|| {
+        // The cut payload is all zeros: read as headers, it would be empty messages.
+        let mut bytes = frame(b"first");
+        bytes.extend_from_slice(&frame(&[0; 8])[..10]);
+        let truncated = |e: &Error| {
+            matches!(
+                e,
+                Error::Truncated {
+                    received: 10,
+                    expected: 12
+                }
+            )
+        };
+        for first in 0..3 {
+            let (tx, rx) = procwire::pipe::<Vec<u8>>().unwrap();
+            raw(&tx).write_all(&bytes).unwrap();
+            drop(tx);
+            assert_eq!(rx.recv_bytes().unwrap(), b"first");
+            let e = match first {
+                0 => rx.recv().map(drop).unwrap_err(),
+                1 => rx.recv_bytes().map(drop).unwrap_err(),
+                _ => rx.recv_bytes_into(&mut [0u8; 64]).map(drop).unwrap_err(),
+            };
+            assert!(truncated(&e), "first receive: {e:?}");
+            for _ in 0..3 {
+                assert!(rx.poll(Some(Duration::ZERO)).unwrap());
+                let e = rx.recv_bytes().unwrap_err();
+                assert!(truncated(&e), "later receive: {e:?}");
+                let e = rx.try_recv().unwrap_err();
+                assert!(truncated(&e), "later try_recv: {e:?}");
+            }
+        }
+    });
+}
+
+#[test]
 fn hello_is_written_as_the_cpython_frame() {
     bounded(|| {
         let (tx, rx) = procwire::pipe::<()>().unwrap();

@@ -61,7 +61,7 @@ impl Reader {
     /// Whether the next receive returns without blocking, judged from the buffer alone: a
     /// whole frame is buffered, or an error is pending.
     pub(crate) fn ready_buffered(&self) -> bool {
-        self.poisoned || self.failed.is_some() || self.frame_buffered()
+        self.poisoned || self.truncated.is_some() || self.failed.is_some() || self.frame_buffered()
     }
 
     /// How many bytes from `pos` the next frame needs: all of it once its header is known.
