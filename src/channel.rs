@@ -429,6 +429,11 @@ impl<T, C> Receiver<T, C> {
     /// Sets the largest payload this receiver accepts. A longer message is refused with
     /// [`Error::MessageTooLarge`] before anything of its size is allocated.
     ///
+    /// Even under a large limit (`u64::MAX` included), a header alone never makes the
+    /// receiver allocate more than 64 MiB: past that, memory for a message grows as its
+    /// bytes arrive, so a peer that announces a huge message and sends little costs
+    /// little.
+    ///
     /// # Examples
     ///
     /// ```

@@ -31,6 +31,13 @@ const SMALL_FRAME: usize = 2048;
 /// Size of the read buffer each receiver keeps.
 const READ_BUF: usize = 64 << 10;
 
+/// The largest allocation a frame header alone can cause. A payload up to this size gets
+/// its whole destination at once (zeroed pages from the allocator, which cost nothing
+/// until written); beyond it, the destination grows, doubling, as the bytes arrive. A
+/// header that lies about a huge length therefore costs at most this much address space,
+/// whatever the maximum message size, and never aborts the process on allocation.
+const EAGER_ALLOC: usize = 64 << 20;
+
 /// How a descriptor is written without risking `SIGPIPE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FdKind {
@@ -241,9 +248,10 @@ impl Reader {
         Ok(header)
     }
 
-    /// Reads exactly `dst.len()` payload bytes of the frame `header`, from the buffer first
-    /// and then from the descriptor, straight into `dst` for large remainders.
-    fn read_payload(&mut self, header: Header, dst: &mut [u8]) -> Result<()> {
+    /// Reads exactly `dst.len()` payload bytes of the frame `header`, of which `before`
+    /// were read already, from the buffer first and then from the descriptor, straight
+    /// into `dst` for large remainders.
+    fn read_payload(&mut self, header: Header, before: usize, dst: &mut [u8]) -> Result<()> {
         let mut done = 0;
         while done < dst.len() {
             if self.pos < self.end {
@@ -260,7 +268,7 @@ impl Reader {
                 self.fill(rest)?
             };
             if n == 0 {
-                let received = header.header_len() as u64 + done as u64;
+                let received = (header.header_len() + before + done) as u64;
                 return Err(self.eof(received, header.frame_len()));
             }
             if rest >= self.buf.len() / 2 {
@@ -269,6 +277,37 @@ impl Reader {
         }
         self.shrink_if_idle();
         Ok(())
+    }
+
+    /// Reads the payload of `header` into `buf[..len]`, growing `buf` as the bytes arrive:
+    /// at once up to its current length or [`EAGER_ALLOC`], then doubling.
+    fn read_growing(&mut self, header: Header, buf: &mut Vec<u8>) -> Result<()> {
+        let len = header.payload_len() as usize; // <= max
+        let mut done = 0;
+        while done < len {
+            let end = if done == 0 {
+                len.min(buf.len().max(EAGER_ALLOC))
+            } else {
+                len.min(done.saturating_mul(2))
+            };
+            if buf.len() < end {
+                buf.resize(end, 0);
+            }
+            self.read_payload(header, done, &mut buf[done..end])?;
+            done = end;
+        }
+        Ok(())
+    }
+
+    /// Receives the payload of `header` as a new `Vec`, allocated as [`read_growing`]
+    /// says.
+    ///
+    /// [`read_growing`]: Reader::read_growing
+    fn payload_vec(&mut self, header: Header) -> Result<Vec<u8>> {
+        let len = header.payload_len() as usize; // <= max
+        let mut whole = vec![0; len.min(EAGER_ALLOC)];
+        self.read_growing(header, &mut whole)?;
+        Ok(whole)
     }
 
     /// Gives back a buffer that `poll` grew for a large message once it is consumed.
@@ -285,11 +324,9 @@ impl Reader {
         let header = self.next_header()?;
         let len = header.payload_len() as usize; // <= max, which fits in memory
         if len > dst.len() {
-            let mut whole = vec![0; len];
-            self.read_payload(header, &mut whole)?;
-            return Err(Error::BufferTooShort(whole));
+            return Err(Error::BufferTooShort(self.payload_vec(header)?));
         }
-        self.read_payload(header, &mut dst[..len])?;
+        self.read_payload(header, 0, &mut dst[..len])?;
         Ok(len)
     }
 
@@ -300,15 +337,13 @@ impl Reader {
     pub(crate) fn recv_sized<'b>(&mut self, dst: impl FnOnce(usize) -> &'b mut [u8]) -> Result<()> {
         let header = self.next_header()?;
         let dst = dst(header.payload_len() as usize); // <= max, which fits in memory
-        self.read_payload(header, dst)
+        self.read_payload(header, 0, dst)
     }
 
     /// Receives one message as a new `Vec`.
     pub(crate) fn recv_vec(&mut self) -> Result<Vec<u8>> {
         let header = self.next_header()?;
-        let mut whole = vec![0; header.payload_len() as usize];
-        self.read_payload(header, &mut whole)?;
-        Ok(whole)
+        self.payload_vec(header)
     }
 
     /// Receives one message and hands its payload to `f`: in place in the read buffer when
@@ -340,11 +375,8 @@ impl Reader {
     fn recv_spilled<R>(&mut self, header: Header, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let len = header.payload_len() as usize; // <= max, which fits in memory
         let mut spill = std::mem::take(&mut self.spill);
-        if spill.len() < len {
-            spill.resize(len, 0);
-        }
         let out = self
-            .read_payload(header, &mut spill[..len])
+            .read_growing(header, &mut spill)
             .map(|()| f(&spill[..len]));
         self.spill = spill;
         out
@@ -362,16 +394,20 @@ impl Reader {
         }
     }
 
-    /// Grows the buffer so that a frame of `frame_len` bytes fits from `pos`.
+    /// Grows the buffer so that a frame of `frame_len` bytes fits from `pos`: at once up
+    /// to [`EAGER_ALLOC`], beyond it by doubling each time the buffer is full.
     fn reserve_frame(&mut self, frame_len: usize) {
-        if frame_len > self.buf.len() {
-            let mut bigger = vec![0; frame_len];
-            let have = self.end - self.pos;
-            bigger[..have].copy_from_slice(self.buffered());
-            self.buf = bigger;
-            self.pos = 0;
-            self.end = have;
+        let have = self.end - self.pos;
+        let full = have == self.buf.len();
+        if frame_len <= self.buf.len() || (self.buf.len() >= EAGER_ALLOC && !full) {
+            return;
         }
+        let size = frame_len.min(self.buf.len().saturating_mul(2).max(EAGER_ALLOC));
+        let mut bigger = vec![0; size];
+        bigger[..have].copy_from_slice(self.buffered());
+        self.buf = bigger;
+        self.pos = 0;
+        self.end = have;
     }
 }
 

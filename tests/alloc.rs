@@ -9,6 +9,7 @@ mod util;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::io::Write;
 use std::thread;
 
 use serde::{Deserialize, Serialize};
@@ -21,10 +22,12 @@ thread_local! {
     // `const` initialisation with a type that needs no destructor: reading it never
     // allocates or registers anything, so the allocator may use it.
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
 }
 
-fn count_one() {
+fn count_one(size: usize) {
     let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    let _ = LARGEST.try_with(|n| n.set(n.get().max(size)));
 }
 
 #[allow(unsafe_code)] // a global allocator can only be written with unsafe
@@ -32,19 +35,19 @@ fn count_one() {
                       // `System` upholds the `GlobalAlloc` contract; counting touches only a thread-local `Cell`.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
+        count_one(layout.size());
         // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_one();
+        count_one(layout.size());
         // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
+        count_one(new_size);
         // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -63,6 +66,13 @@ fn allocations_in(f: impl FnOnce()) -> u64 {
     let before = ALLOCATIONS.with(Cell::get);
     f();
     ALLOCATIONS.with(Cell::get) - before
+}
+
+/// The largest single allocation (or reallocation) this thread makes while running `f`.
+fn largest_allocation_in<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    LARGEST.with(|n| n.set(0));
+    let out = f();
+    (out, LARGEST.with(Cell::get))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -169,5 +179,87 @@ fn large_payloads_allocate_nothing_on_either_side() {
         assert!(out.iter().all(|&v| v == 1.25));
         assert_eq!(sent, 0, "{sent} allocations sending");
         assert_eq!(received, 0, "{received} allocations receiving");
+    });
+}
+
+/// The header of a frame announcing 2^62 payload bytes (CPython's long form).
+fn huge_header() -> Vec<u8> {
+    procwire::Header::for_payload(1 << 62).encode().to_vec()
+}
+
+#[test]
+fn a_header_announcing_2_pow_62_bytes_is_too_large_before_anything_is_allocated_for_it() {
+    bounded(|| {
+        for receive in 0..4 {
+            let (tx, rx) = procwire::pipe::<Vec<u8>>().unwrap();
+            util::raw(&tx).write_all(&huge_header()).unwrap();
+            let (result, largest) = largest_allocation_in(|| match receive {
+                0 => rx.recv_bytes().map(drop),
+                1 => rx.recv_bytes_into(&mut [0u64; 4]).map(drop),
+                2 => rx.recv().map(drop),
+                _ => rx.poll(None).and_then(|_| rx.try_recv_bytes()).map(drop),
+            });
+            let e = result.unwrap_err();
+            assert!(
+                matches!(e, procwire::Error::MessageTooLarge { len, limit }
+                    if len == 1 << 62 && limit == procwire::DEFAULT_MAX_MESSAGE_SIZE),
+                "receive {receive}: {e:?}"
+            );
+            assert!(
+                largest < 1 << 20,
+                "receive {receive} allocated {largest} bytes at once"
+            );
+        }
+    });
+}
+
+#[test]
+fn without_a_limit_a_lying_header_costs_at_most_64_mib_and_ends_truncated() {
+    bounded(|| {
+        for receive in 0..4 {
+            let (tx, rx) = procwire::pipe::<Vec<u8>>().unwrap();
+            rx.set_max_message_size(u64::MAX);
+            let mut raw = util::raw(&tx);
+            drop(tx);
+            raw.write_all(&huge_header()).unwrap();
+            raw.write_all(b"only ten!!").unwrap();
+            drop(raw);
+            let (result, largest) = largest_allocation_in(|| match receive {
+                0 => rx.recv_bytes().map(drop),
+                1 => rx.recv_bytes_into(&mut [0u8; 4]).map(drop),
+                2 => rx.recv().map(drop),
+                _ => rx.poll(None).and_then(|_| rx.try_recv_bytes()).map(drop),
+            });
+            let e = result.unwrap_err();
+            assert!(
+                matches!(e, procwire::Error::Truncated { received: 22, expected }
+                    if expected == (1 << 62) + 12),
+                "receive {receive}: {e:?}"
+            );
+            assert!(
+                largest <= 64 << 20,
+                "receive {receive} allocated {largest} bytes at once"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_message_larger_than_the_eager_allocation_still_arrives_whole() {
+    bounded(|| {
+        let (tx, rx) = procwire::pipe::<Vec<u8>>().unwrap();
+        rx.set_max_message_size(u64::MAX);
+        let data: Vec<u8> = (0..(80usize << 20)).map(|i| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let writer = thread::spawn(move || {
+            tx.send_bytes(&sent).unwrap();
+            tx.send_bytes(&sent).unwrap();
+            tx.send(&sent).unwrap();
+        });
+        assert_eq!(rx.recv_bytes().unwrap(), data);
+        assert!(rx.poll(Some(std::time::Duration::from_secs(30))).unwrap());
+        assert_eq!(rx.try_recv_bytes().unwrap(), data);
+        assert_eq!(rx.recv().unwrap(), data);
+        writer.join().unwrap();
     });
 }
