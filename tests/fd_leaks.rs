@@ -14,26 +14,35 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-#[test]
-fn a_thousand_failed_handshakes_leave_the_fd_count_where_it_started() {
+/// Connects `cycles` clients with a wrong key to a listener on `addr` and checks that
+/// every handshake failed on both sides and the descriptor count is back where it was.
+fn failed_handshakes_leave_the_fd_count_unchanged(addr: &str, cycles: usize) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let listener = Listener::builder()
-        .authkey(KEY)
-        .bind("127.0.0.1:0")
-        .unwrap();
+    let listener = Listener::builder().authkey(KEY).bind(addr).unwrap();
     let addr = listener.local_addr().clone();
     let before = open_fds();
     let server = thread::spawn(move || {
-        for _ in 0..1000 {
+        for _ in 0..cycles {
             assert!(listener.accept::<(), ()>().is_err());
         }
         listener
     });
-    for _ in 0..1000 {
+    for _ in 0..cycles {
         let r = Client::builder().authkey("bad").connect::<(), (), _>(&addr);
         assert!(matches!(r, Err(Error::AuthenticationFailed(_))), "{r:?}");
     }
     let listener = server.join().unwrap();
     assert_eq!(open_fds(), before);
     drop(listener);
+}
+
+#[test]
+fn ten_thousand_failed_handshakes_over_tcp_and_unix_leave_the_fd_count_where_it_started() {
+    let start = std::time::Instant::now();
+    failed_handshakes_leave_the_fd_count_unchanged("127.0.0.1:0", 5000);
+    let dir = std::env::temp_dir().join(format!("pw-fd-leaks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    failed_handshakes_leave_the_fd_count_unchanged(&dir.join("s").display().to_string(), 5000);
+    std::fs::remove_dir(&dir).unwrap();
+    eprintln!("10,000 failed handshakes in {:?}", start.elapsed());
 }

@@ -4,6 +4,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code, unused_macros, unused_imports)]
 
+pub(crate) mod child;
+
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::sync::mpsc::{self, RecvTimeoutError};
