@@ -144,7 +144,7 @@ fn bad_client(addr: SocketAddr, i: usize) {
                 .connect::<(), (), _>(addr.to_string().as_str());
             assert!(r.is_err(), "a wrong key was accepted");
         }
-        1 | 2 | 3 => {
+        1..=3 => {
             let Ok(mut peer) = TcpStream::connect(addr) else {
                 return; // the backlog may refuse under load; that is not the listener's fault
             };
