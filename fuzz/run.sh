@@ -4,8 +4,8 @@
 #   fuzz/run.sh SECONDS [TARGET...]     (default: every target, one after another)
 #   FUZZ_JOBS=2 fuzz/run.sh 600         (two targets at a time)
 #
-# Needs cargo-fuzz and a nightly toolchain (or RUSTC_BOOTSTRAP=1 on stable: see
-# FUZZ_TOOLCHAIN). Inputs found are kept in fuzz/corpus/<target>/ (not committed); the
+# Needs cargo-fuzz. Uses the nightly toolchain when one is installed; otherwise the stable
+# one with RUSTC_BOOTSTRAP=1 (for -Zsanitizer). FUZZ_TOOLCHAIN=+name picks another. Inputs found are kept in fuzz/corpus/<target>/ (not committed); the
 # committed seeds in fuzz/seeds/<target>/ are read too. A crash, timeout or leak stops the
 # target, leaves its input in fuzz/artifacts/<target>/, and makes this script fail.
 set -euo pipefail
@@ -13,7 +13,14 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
 shift
-toolchain=${FUZZ_TOOLCHAIN:-+nightly}
+if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
+    toolchain=$FUZZ_TOOLCHAIN
+elif rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    toolchain=+nightly
+else
+    toolchain=+stable
+    export RUSTC_BOOTSTRAP=1
+fi
 jobs=${FUZZ_JOBS:-1}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
@@ -32,6 +39,12 @@ run_one() {
         -print_final_stats=1 >"$logs/$t.log" 2>&1
 }
 
+failed() {
+    echo "FAILED: $1 (log: $logs/$1.log; input: fuzz/artifacts/$1/)"
+    grep -v '^#' "$logs/$1.log" | tail -40
+    status=1
+}
+
 status=0
 pids=()
 names=()
@@ -40,13 +53,13 @@ for t in "${targets[@]}"; do
     pids+=($!)
     names+=("$t")
     if [ ${#pids[@]} -ge "$jobs" ]; then
-        wait "${pids[0]}" || { echo "FAILED: ${names[0]} (see $logs/${names[0]}.log)"; status=1; }
+        wait "${pids[0]}" || failed "${names[0]}"
         pids=("${pids[@]:1}")
         names=("${names[@]:1}")
     fi
 done
 for i in "${!pids[@]}"; do
-    wait "${pids[$i]}" || { echo "FAILED: ${names[$i]} (see $logs/${names[$i]}.log)"; status=1; }
+    wait "${pids[$i]}" || failed "${names[$i]}"
 done
 
 printf '%-18s %12s %10s %8s %8s %8s\n' target executions exec/s cov ft corpus
