@@ -47,6 +47,27 @@ pub(crate) enum FdKind {
     Pipe,
 }
 
+/// A destination for a payload that grows as the payload arrives (see [`EAGER_ALLOC`]).
+pub(crate) trait Grow {
+    /// How many bytes it holds now.
+    fn size(&self) -> usize;
+    /// Grows it, keeping its bytes, to hold at least `len`; returns the first `len` bytes.
+    fn grow_to(&mut self, len: usize) -> &mut [u8];
+}
+
+impl Grow for Vec<u8> {
+    fn size(&self) -> usize {
+        self.len()
+    }
+
+    fn grow_to(&mut self, len: usize) -> &mut [u8] {
+        if self.len() < len {
+            self.resize(len, 0);
+        }
+        &mut self[..len]
+    }
+}
+
 /// The write side of a connection.
 #[derive(Debug)]
 pub(crate) struct Writer {
@@ -279,22 +300,23 @@ impl Reader {
         Ok(())
     }
 
-    /// Reads the payload of `header` into `buf[..len]`, growing `buf` as the bytes arrive:
-    /// at once up to its current length or [`EAGER_ALLOC`], then doubling.
-    fn read_growing(&mut self, header: Header, buf: &mut Vec<u8>) -> Result<()> {
+    /// Reads the payload of `header` into the first `len` bytes of `buf`, growing `buf` as
+    /// the bytes arrive: at once up to its current size or [`EAGER_ALLOC`], then doubling.
+    fn read_growing(&mut self, header: Header, buf: &mut impl Grow) -> Result<()> {
         let len = header.payload_len() as usize; // <= max
         let mut done = 0;
         while done < len {
             let end = if done == 0 {
-                len.min(buf.len().max(EAGER_ALLOC))
+                len.min(buf.size().max(EAGER_ALLOC))
             } else {
                 len.min(done.saturating_mul(2))
             };
-            if buf.len() < end {
-                buf.resize(end, 0);
-            }
-            self.read_payload(header, done, &mut buf[done..end])?;
+            let dst = buf.grow_to(end);
+            self.read_payload(header, done, &mut dst[done..end])?;
             done = end;
+        }
+        if len == 0 {
+            buf.grow_to(0);
         }
         Ok(())
     }
@@ -330,14 +352,13 @@ impl Reader {
         Ok(len)
     }
 
-    /// Receives one message into the slice `dst` returns for the payload's length (which
-    /// is at most the maximum message size): a caller's growable buffer, sized on demand.
-    /// A large payload is read from the kernel straight into it.
+    /// Receives one message into the first bytes of `dst`, a caller's growable buffer,
+    /// grown as the payload arrives. A large payload is read from the kernel straight
+    /// into it.
     #[cfg_attr(not(feature = "rkyv"), allow(dead_code))]
-    pub(crate) fn recv_sized<'b>(&mut self, dst: impl FnOnce(usize) -> &'b mut [u8]) -> Result<()> {
+    pub(crate) fn recv_growing(&mut self, dst: &mut impl Grow) -> Result<()> {
         let header = self.next_header()?;
-        let dst = dst(header.payload_len() as usize); // <= max, which fits in memory
-        self.read_payload(header, 0, dst)
+        self.read_growing(header, dst)
     }
 
     /// Receives one message as a new `Vec`.

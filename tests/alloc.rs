@@ -263,3 +263,25 @@ fn a_message_larger_than_the_eager_allocation_still_arrives_whole() {
         writer.join().unwrap();
     });
 }
+
+#[cfg(feature = "rkyv")]
+#[test]
+fn without_a_limit_a_lying_header_costs_rkyv_at_most_64_mib() {
+    bounded(|| {
+        let (tx, rx) = procwire::pipe_with::<Vec<u32>, _>(procwire::Rkyv::new()).unwrap();
+        rx.set_max_message_size(u64::MAX);
+        let mut raw = util::raw(&tx);
+        drop(tx);
+        raw.write_all(&huge_header()).unwrap();
+        raw.write_all(b"only ten!!").unwrap();
+        drop(raw);
+        let (result, largest) = largest_allocation_in(|| rx.recv_archived().map(drop));
+        let e = result.unwrap_err();
+        assert!(
+            matches!(e, procwire::Error::Truncated { received: 22, expected }
+                if expected == (1 << 62) + 12),
+            "{e:?}"
+        );
+        assert!(largest <= 64 << 20, "allocated {largest} bytes at once");
+    });
+}

@@ -14,6 +14,7 @@ use yoke::Yoke;
 
 use super::Codec;
 use crate::channel::{Connection, Inbound, Receiver};
+use crate::connection::Grow;
 use crate::error::{Error, Result};
 
 /// The alignment of the receive buffer, and of every archive the codec reads in place.
@@ -87,6 +88,18 @@ impl Rkyv {
     /// The last message read into the buffer.
     fn message(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+}
+
+/// The receive buffer grows as a message arrives: a header alone never sizes it beyond
+/// what the reader allows at once.
+impl Grow for Rkyv {
+    fn size(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn grow_to(&mut self, len: usize) -> &mut [u8] {
+        self.prepare(len)
     }
 }
 
@@ -268,7 +281,7 @@ where
     pub fn recv_archived(&self) -> Result<ArchiveGuard<'_, T>> {
         let mut inbound = self.inbound();
         let Inbound { reader, codec } = &mut *inbound;
-        reader.recv_sized(move |len| codec.prepare(len))?;
+        reader.recv_growing(codec)?;
         ArchiveGuard::validate(inbound)
     }
 }
