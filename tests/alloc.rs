@@ -187,19 +187,25 @@ fn huge_header() -> Vec<u8> {
     procwire::Header::for_payload(1 << 62).encode().to_vec()
 }
 
+/// Receives with the method `receive` picks (0 to 3), returning the largest single
+/// allocation the receive made.
+fn receive_measured(rx: &procwire::Receiver<Vec<u8>>, receive: u8) -> (procwire::Error, usize) {
+    let (result, largest) = largest_allocation_in(|| match receive {
+        0 => rx.recv_bytes().map(drop),
+        1 => rx.recv_bytes_into(&mut [0u64; 4]).map(drop),
+        2 => rx.recv().map(drop),
+        _ => rx.poll(None).and_then(|_| rx.try_recv_bytes()).map(drop),
+    });
+    (result.unwrap_err(), largest)
+}
+
 #[test]
 fn a_header_announcing_2_pow_62_bytes_is_too_large_before_anything_is_allocated_for_it() {
     bounded(|| {
         for receive in 0..4 {
             let (tx, rx) = procwire::pipe::<Vec<u8>>().unwrap();
             util::raw(&tx).write_all(&huge_header()).unwrap();
-            let (result, largest) = largest_allocation_in(|| match receive {
-                0 => rx.recv_bytes().map(drop),
-                1 => rx.recv_bytes_into(&mut [0u64; 4]).map(drop),
-                2 => rx.recv().map(drop),
-                _ => rx.poll(None).and_then(|_| rx.try_recv_bytes()).map(drop),
-            });
-            let e = result.unwrap_err();
+            let (e, largest) = receive_measured(&rx, receive);
             assert!(
                 matches!(e, procwire::Error::MessageTooLarge { len, limit }
                     if len == 1 << 62 && limit == procwire::DEFAULT_MAX_MESSAGE_SIZE),
@@ -207,10 +213,22 @@ fn a_header_announcing_2_pow_62_bytes_is_too_large_before_anything_is_allocated_
             );
             assert!(
                 largest < 1 << 20,
-                "receive {receive} allocated {largest} bytes at once"
+                "receive {receive} allocated {largest} bytes"
             );
         }
     });
+}
+
+/// Writes a 2^62-byte header and ten bytes of payload to `tx`'s descriptor, and closes it.
+fn lie_and_hang_up<T, C>(tx: procwire::Sender<T, C>) {
+    let mut raw = util::raw(&tx);
+    drop(tx);
+    raw.write_all(&huge_header()).unwrap();
+    raw.write_all(b"only ten!!").unwrap();
+}
+
+fn is_truncated_lie(e: &procwire::Error) -> bool {
+    matches!(e, procwire::Error::Truncated { received: 22, expected } if *expected == (1 << 62) + 12)
 }
 
 #[test]
@@ -219,26 +237,12 @@ fn without_a_limit_a_lying_header_costs_at_most_64_mib_and_ends_truncated() {
         for receive in 0..4 {
             let (tx, rx) = procwire::pipe::<Vec<u8>>().unwrap();
             rx.set_max_message_size(u64::MAX);
-            let mut raw = util::raw(&tx);
-            drop(tx);
-            raw.write_all(&huge_header()).unwrap();
-            raw.write_all(b"only ten!!").unwrap();
-            drop(raw);
-            let (result, largest) = largest_allocation_in(|| match receive {
-                0 => rx.recv_bytes().map(drop),
-                1 => rx.recv_bytes_into(&mut [0u8; 4]).map(drop),
-                2 => rx.recv().map(drop),
-                _ => rx.poll(None).and_then(|_| rx.try_recv_bytes()).map(drop),
-            });
-            let e = result.unwrap_err();
-            assert!(
-                matches!(e, procwire::Error::Truncated { received: 22, expected }
-                    if expected == (1 << 62) + 12),
-                "receive {receive}: {e:?}"
-            );
+            lie_and_hang_up(tx);
+            let (e, largest) = receive_measured(&rx, receive);
+            assert!(is_truncated_lie(&e), "receive {receive}: {e:?}");
             assert!(
                 largest <= 64 << 20,
-                "receive {receive} allocated {largest} bytes at once"
+                "receive {receive} allocated {largest} bytes"
             );
         }
     });
@@ -270,18 +274,10 @@ fn without_a_limit_a_lying_header_costs_rkyv_at_most_64_mib() {
     bounded(|| {
         let (tx, rx) = procwire::pipe_with::<Vec<u32>, _>(procwire::Rkyv::new()).unwrap();
         rx.set_max_message_size(u64::MAX);
-        let mut raw = util::raw(&tx);
-        drop(tx);
-        raw.write_all(&huge_header()).unwrap();
-        raw.write_all(b"only ten!!").unwrap();
-        drop(raw);
+        lie_and_hang_up(tx);
         let (result, largest) = largest_allocation_in(|| rx.recv_archived().map(drop));
         let e = result.unwrap_err();
-        assert!(
-            matches!(e, procwire::Error::Truncated { received: 22, expected }
-                if expected == (1 << 62) + 12),
-            "{e:?}"
-        );
+        assert!(is_truncated_lie(&e), "{e:?}");
         assert!(largest <= 64 << 20, "allocated {largest} bytes at once");
     });
 }

@@ -9,6 +9,7 @@
 #![allow(unsafe_code)] // the allocation-tracking global allocator implements `GlobalAlloc`
 
 mod pyinterop;
+mod util;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -27,6 +28,7 @@ use procwire::{
 use sha2::Sha256;
 
 use pyinterop::{pythons, spawn_script, wait_bounded, Outcome, Python, CHILD_LIMIT};
+use util::assert_times_out;
 
 /// A handshake timeout for peers that answer at once.
 const SOON: Duration = Duration::from_secs(10);
@@ -448,18 +450,6 @@ fn message_just_over_256_bytes_is_refused() {
             "handshake challenge of 257 bytes exceeds the 256-byte limit"
         );
     });
-}
-
-fn assert_times_out(run: impl FnOnce() -> procwire::Result<()>, timeout: Duration) {
-    let start = Instant::now();
-    let result = run();
-    let took = start.elapsed();
-    assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
-    assert!(took >= timeout, "gave up early, after {took:?}");
-    assert!(
-        took < timeout + Duration::from_secs(5),
-        "overshot: {took:?}"
-    );
 }
 
 #[test]

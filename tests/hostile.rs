@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use procwire::{server_handshake, Address, AuthKey, Client, Error, Listener};
-use util::{bounded, SOON};
+use util::{assert_times_out, bounded, SOON};
 
 const KEY: &str = "the right key";
 
@@ -46,20 +46,6 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     util::frame(payload)
 }
 
-/// Asserts that `run` fails with `Timeout` no earlier than `deadline` and well before the
-/// trickle could have finished.
-fn assert_cut_off_at(deadline: Duration, run: impl FnOnce() -> procwire::Result<()>) {
-    let start = Instant::now();
-    let result = run();
-    let took = start.elapsed();
-    assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
-    assert!(took >= deadline, "cut off early, after {took:?}");
-    assert!(
-        took < deadline + Duration::from_secs(2),
-        "cut off late, after {took:?}"
-    );
-}
-
 #[test]
 fn a_client_trickling_one_byte_every_100_ms_is_cut_off_at_the_listeners_deadline() {
     bounded(|| {
@@ -74,7 +60,7 @@ fn a_client_trickling_one_byte_every_100_ms_is_cut_off_at_the_listeners_deadline
         let mut reply = b"{sha256}".to_vec();
         reply.extend_from_slice(&[0x42; 32]);
         let trickle = slowloris(peer, frame(&reply));
-        assert_cut_off_at(deadline, || listener.accept::<(), ()>().map(drop));
+        assert_times_out(|| listener.accept::<(), ()>().map(drop), deadline);
         let sent = trickle.join().unwrap();
         assert!(sent < 20, "the listener kept reading: {sent} bytes");
     });
@@ -93,11 +79,14 @@ fn a_listener_trickling_one_byte_every_100_ms_is_cut_off_at_the_clients_deadline
             slowloris(peer, frame(&challenge)).join().unwrap()
         });
         let client = Client::builder().authkey(KEY).handshake_timeout(deadline);
-        assert_cut_off_at(deadline, || {
-            client
-                .connect::<(), (), _>(addr.to_string().as_str())
-                .map(drop)
-        });
+        assert_times_out(
+            || {
+                client
+                    .connect::<(), (), _>(addr.to_string().as_str())
+                    .map(drop)
+            },
+            deadline,
+        );
         let sent = accepting.join().unwrap();
         assert!(sent < 20, "the client kept reading: {sent} bytes");
     });

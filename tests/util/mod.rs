@@ -103,6 +103,22 @@ macro_rules! assert_err {
 }
 pub(crate) use assert_err;
 
+/// Asserts that `run` fails with `Timeout` no earlier than `timeout` and not much later.
+pub(crate) fn assert_times_out(run: impl FnOnce() -> procwire::Result<()>, timeout: Duration) {
+    let start = std::time::Instant::now();
+    let result = run();
+    let took = start.elapsed();
+    assert!(
+        matches!(result, Err(procwire::Error::Timeout)),
+        "{result:?}"
+    );
+    assert!(took >= timeout, "gave up early, after {took:?}");
+    assert!(
+        took < timeout + Duration::from_secs(3),
+        "overshot: {took:?}"
+    );
+}
+
 /// Writes `bytes` to `w` one byte at a time, about a millisecond apart, on a new thread.
 pub(crate) fn trickle(mut w: File, bytes: Vec<u8>) -> thread::JoinHandle<()> {
     use std::io::Write;
