@@ -38,7 +38,7 @@ pub use crate::{
     channel::{Connection, Iter, Receiver, Sender},
     client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT},
     codec::Codec,
-    connection::DEFAULT_MAX_MESSAGE_SIZE,
+    connection::{DEFAULT_MAX_MESSAGE_SIZE, MAX_FDS_PER_MESSAGE},
     error::{BoxError, Error, Result},
     frame::{EncodedHeader, Header, MAX_HEADER_LEN},
     listener::{Listener, ListenerBuilder, DEFAULT_BACKLOG, DEFAULT_HANDSHAKE_TIMEOUT},
