@@ -421,3 +421,50 @@ fn a_connection_holding_unreceived_input_cannot_be_passed() {
         assert_eq!(y2.recv_timeout(SOON).unwrap(), 2);
     });
 }
+
+#[test]
+fn child_runs_out_of_descriptors_while_receiving() {
+    if !is_child() {
+        return;
+    }
+    let conn = procwire::from_parent::<(), ()>().unwrap();
+    // Room for only a few more descriptors: the kernel installs what fits, drops the rest
+    // and flags the message MSG_CTRUNC.
+    // The limit bounds descriptor numbers: find the one that leaves three numbers free.
+    let open = open_fds();
+    let free_below = |n: i32| n - open.iter().filter(|&&fd| fd < n).count() as i32;
+    let lowest = (0..).find(|&n| free_below(n) == 3).unwrap();
+    let limit = rustix::process::Rlimit {
+        current: Some(lowest as u64),
+        maximum: rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum,
+    };
+    rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).unwrap();
+    let before = open_fds();
+    let err = assert_err!(conn.recv_bytes_with_fds(), Error::Descriptors(_));
+    assert!(err.to_string().contains("MSG_CTRUNC"), "{err}");
+    assert_eq!(
+        open_fds(),
+        before,
+        "the descriptors that did arrive are closed"
+    );
+    assert_eq!(conn.recv_bytes().unwrap(), b"next"); // the stream is still aligned
+    conn.send_bytes(b"ok").unwrap();
+}
+
+#[test]
+fn descriptors_the_receiver_has_no_room_for_are_an_error_and_none_is_left_open() {
+    let _serial = serial();
+    bounded(|| {
+        let cmd = child("child_runs_out_of_descriptors_while_receiving");
+        let (child, conn) = procwire::spawn::<(), ()>(cmd).unwrap();
+        let file = scratch_file("x");
+        conn.send_bytes_with_fds(b"twenty", &[file.as_fd(); 20])
+            .unwrap();
+        conn.send_bytes(b"next").unwrap();
+        let mut ok = [0u8; 2];
+        conn.poll(Some(SOON)).unwrap();
+        assert_eq!(conn.recv_bytes_into(&mut ok).unwrap(), 2);
+        assert_eq!(&ok, b"ok");
+        assert_child_succeeds(child, SOON);
+    });
+}
