@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 #[cfg(feature = "postcard")]
 use crate::Postcard;
 
+mod fds;
 mod timed;
 mod waitable;
 
@@ -723,9 +724,18 @@ impl<S, R, C> Connection<S, R, C> {
     }
 
     /// The receiving half, for codec-specific receives (e.g. `recv_archived`).
-    #[cfg_attr(not(feature = "rkyv"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "rkyv", target_os = "linux", target_os = "android")),
+        allow(dead_code)
+    )]
     pub(crate) fn receiver(&self) -> &Receiver<R, C> {
         &self.rx
+    }
+
+    /// The sending half.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    pub(crate) fn sender(&self) -> &Sender<S, C> {
+        &self.tx
     }
 }
 

@@ -14,8 +14,10 @@ use crate::error::{Error, Result};
 use crate::frame::{Header, MAX_HEADER_LEN};
 use crate::sigpipe;
 
+mod fds;
 mod nonblocking;
 
+pub use self::fds::MAX_FDS_PER_MESSAGE;
 pub(crate) use self::nonblocking::remaining;
 
 /// The default maximum message size: 256 MiB.
@@ -165,6 +167,8 @@ pub(crate) struct Reader {
     /// Where a typed receive puts a payload larger than `buf`; as large as the largest
     /// such payload so far (at most the maximum message size), kept for the next one.
     spill: Vec<u8>,
+    /// Byte count and descriptors received with messages (`fds.rs`).
+    anc: fds::Inbox,
 }
 
 impl std::fmt::Debug for Reader {
@@ -191,6 +195,7 @@ impl Reader {
             not_socket: false,
             large_streak: false,
             spill: Vec::new(),
+            anc: fds::Inbox::default(),
         }
     }
 
@@ -217,7 +222,10 @@ impl Reader {
         self.make_room(want);
         debug_assert!(self.end < self.buf.len());
         let stop = self.buf.len().min(self.end.saturating_add(limit));
-        read_retrying(&self.fd, &mut self.buf[self.end..stop]).inspect(|&n| self.end += n)
+        let dst = &mut self.buf[self.end..stop];
+        self.anc
+            .read_blocking(self.fd.as_fd(), dst)
+            .inspect(|&n| self.end += n)
     }
 
     fn check_readable(&mut self) -> Result<()> {
@@ -238,6 +246,7 @@ impl Reader {
     /// Reads and consumes the next frame header, blocking as needed.
     fn next_header(&mut self) -> Result<Header> {
         self.check_readable()?;
+        self.anc.discard_before(self.consumed());
         let header = loop {
             match Header::decode(self.buffered()) {
                 Ok(Some(h)) => break h,
@@ -284,7 +293,7 @@ impl Reader {
             }
             let rest = dst.len() - done;
             let n = if rest >= self.buf.len() / 2 {
-                read_retrying(&self.fd, &mut dst[done..])?
+                self.anc.read_blocking(self.fd.as_fd(), &mut dst[done..])?
             } else {
                 self.fill(rest)?
             };
@@ -296,7 +305,7 @@ impl Reader {
                 done += n;
             }
         }
-        self.shrink_if_idle();
+        self.finish_message();
         Ok(())
     }
 
@@ -332,8 +341,11 @@ impl Reader {
         Ok(whole)
     }
 
-    /// Gives back a buffer that `poll` grew for a large message once it is consumed.
-    fn shrink_if_idle(&mut self) {
+    /// Ends the receive of a whole message (or, for one read in steps, of a part): hands
+    /// out or closes the descriptors that came with the bytes consumed so far, and gives
+    /// back a buffer that `poll` grew for it.
+    fn finish_message(&mut self) {
+        self.anc.message_done(self.consumed());
         if self.buf.len() > READ_BUF && self.pos == self.end {
             self.buf = vec![0; READ_BUF];
             self.pos = 0;
@@ -385,7 +397,7 @@ impl Reader {
         let start = self.pos;
         self.pos += len;
         let out = f(&self.buf[start..start + len]);
-        self.shrink_if_idle();
+        self.finish_message();
         Ok(out)
     }
 
@@ -429,16 +441,6 @@ impl Reader {
         self.buf = bigger;
         self.pos = 0;
         self.end = have;
-    }
-}
-
-fn read_retrying(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize> {
-    loop {
-        match rustix::io::read(fd, &mut *buf) {
-            Ok(n) => return Ok(n),
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
     }
 }
 

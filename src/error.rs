@@ -25,6 +25,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | [`PartlySent`](Error::PartlySent) | usable; the rest of that message goes out before any other |
 /// | [`AuthenticationFailed`](Error::AuthenticationFailed) | should be closed |
 /// | [`InvalidAddress`](Error::InvalidAddress) | (no connection was made) |
+/// | [`Descriptors`](Error::Descriptors) | usable: nothing was sent, or the message was consumed and its descriptors closed |
 /// | [`Io`](Error::Io) | depends on the error; see [`Error::is_disconnected`] |
 ///
 /// # Examples
@@ -100,6 +101,16 @@ pub enum Error {
     /// message, or a peer that does not speak the protocol. The reason never contains key
     /// or digest bytes.
     AuthenticationFailed(String),
+    /// File descriptors could not be passed or used: the connection cannot carry them (a
+    /// pipe, a FIFO or TCP: only Unix-domain sockets can), a message would carry more than
+    /// [`MAX_FDS_PER_MESSAGE`](crate::MAX_FDS_PER_MESSAGE), some that were sent could not be
+    /// received (`MSG_CTRUNC`), or a received descriptor is not what the receive expects
+    /// (a shared array that is not a sealed memfd of the announced size, a connection that
+    /// is not a stream socket). The text says which.
+    ///
+    /// The connection stays usable: a send sent nothing; a receive consumed its message
+    /// and closed every descriptor that came with it.
+    Descriptors(String),
     /// An operating-system error. Sending to a peer that is gone gives the kinds
     /// `BrokenPipe` or `ConnectionReset`, never a `SIGPIPE`.
     Io(io::Error),
@@ -160,6 +171,7 @@ impl fmt::Display for Error {
             Error::Empty => f.write_str("no message ready"),
             Error::AuthenticationFailed(why) => write!(f, "authentication failed: {why}"),
             Error::InvalidAddress(why) => write!(f, "invalid address {why}"),
+            Error::Descriptors(why) => write!(f, "descriptor error: {why}"),
             Error::Io(_) => f.write_str("i/o error"),
         }
     }
@@ -207,6 +219,7 @@ impl From<Error> for io::Error {
             Error::Empty => K::WouldBlock,
             Error::AuthenticationFailed(_) => K::PermissionDenied,
             Error::InvalidAddress(_) => K::InvalidInput,
+            Error::Descriptors(_) => K::InvalidData,
         };
         match e {
             Error::Io(inner) => inner,

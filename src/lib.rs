@@ -16,6 +16,8 @@ mod error;
 mod frame;
 mod listener;
 mod process;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod shm;
 mod sigpipe;
 mod transport;
 mod wait;
@@ -30,6 +32,8 @@ pub use crate::codec::{ArchiveGuard, Rkyv};
 pub use crate::codec::{Pickle, DEFAULT_PICKLE_DEPTH, DEFAULT_PICKLE_SIZE};
 #[cfg(feature = "postcard")]
 pub use crate::process::{from_parent, spawn};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use crate::shm::{SharedArray, SharedArrayMut};
 #[cfg(feature = "postcard")]
 pub use crate::transport::{duplex, pipe};
 pub use crate::{
@@ -38,7 +42,7 @@ pub use crate::{
     channel::{Connection, Iter, Receiver, Sender},
     client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT},
     codec::Codec,
-    connection::DEFAULT_MAX_MESSAGE_SIZE,
+    connection::{DEFAULT_MAX_MESSAGE_SIZE, MAX_FDS_PER_MESSAGE},
     error::{BoxError, Error, Result},
     frame::{EncodedHeader, Header, MAX_HEADER_LEN},
     listener::{Listener, ListenerBuilder, DEFAULT_BACKLOG, DEFAULT_HANDSHAKE_TIMEOUT},

@@ -120,6 +120,7 @@ impl Reader {
             buf,
             end,
             not_socket,
+            anc,
             ..
         } = self;
         let fd = fd.as_fd();
@@ -128,9 +129,9 @@ impl Reader {
                 if !wait_fd(fd, PollFlags::IN, Some(Duration::ZERO))? {
                     return Ok(None);
                 }
-                rustix::io::read(fd, &mut buf[*end..])
+                anc.read_once(fd, &mut buf[*end..], RecvFlags::empty())
             } else {
-                rustix::net::recv(fd, &mut buf[*end..], RecvFlags::DONTWAIT).map(|(n, _)| n)
+                anc.read_once(fd, &mut buf[*end..], RecvFlags::DONTWAIT)
             };
             match got {
                 Ok(n) => {
@@ -170,7 +171,7 @@ pub(crate) struct Unsent {
 }
 
 impl Unsent {
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.pos == self.bytes.len()
     }
 

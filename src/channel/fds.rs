@@ -1,0 +1,434 @@
+//! Messages that carry file descriptors, and connections passed to another process.
+//!
+//! How the descriptors travel and how the receiver matches them to their message is
+//! described in `src/connection/fds.rs`.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+use bytemuck::Pod;
+use rustix::fs::OFlags;
+use rustix::io::Errno;
+use rustix::net::SocketType;
+
+use super::{lock, Connection, Receiver, Sender};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+#[cfg(feature = "postcard")]
+use crate::Postcard;
+
+/// The payload of a message that passes a connection (its one descriptor rides along).
+const CONNECTION_TAG: &[u8] = b"procwire-connection/1";
+
+impl<T, C> Sender<T, C> {
+    /// Sends `value` as one message with the descriptors `fds` attached, for the peer's
+    /// [`recv_with_fds`](Receiver::recv_with_fds).
+    ///
+    /// The kernel duplicates the descriptors into the receiving process when it receives
+    /// the message; this process keeps its own and may close them once this returns.
+    /// Only connections over Unix-domain sockets can carry descriptors: a socket pair
+    /// ([`duplex`](crate::duplex), [`spawn`](crate::spawn)), a Unix path or an abstract
+    /// socket; with an empty `fds` this is [`send`](Sender::send), on any connection. A
+    /// receiver that takes the message with a plain [`recv`](Receiver::recv) reads the
+    /// value and the descriptors are closed on its side.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Descriptors`] when `fds` is not empty and the connection cannot carry
+    ///   descriptors (a pipe, a FIFO, TCP), or `fds` holds more than
+    ///   [`MAX_FDS_PER_MESSAGE`](crate::MAX_FDS_PER_MESSAGE); nothing was sent.
+    /// - Otherwise as [`send`](Sender::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::fd::AsFd;
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// let (a, b) = procwire::duplex::<String, String>()?;
+    /// let (mut here, there) = UnixStream::pair()?;
+    /// a.send_with_fds(&"write here".to_string(), &[there.as_fd()])?;
+    /// drop(there);
+    ///
+    /// let (text, mut fds) = b.recv_with_fds()?;
+    /// assert_eq!(text, "write here");
+    /// let mut received = UnixStream::from(fds.remove(0));
+    /// received.write_all(b"through a passed descriptor")?;
+    /// drop(received);
+    /// let mut got = String::new();
+    /// here.read_to_string(&mut got)?;
+    /// assert_eq!(got, "through a passed descriptor");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_with_fds(&self, value: &T, fds: &[BorrowedFd<'_>]) -> Result<()>
+    where
+        C: Codec<T>,
+    {
+        let mut out = lock(&self.out);
+        let super::Outbound { writer, codec, buf } = &mut *out;
+        buf.clear();
+        codec
+            .encode(value, buf)
+            .map_err(|e| Error::Encode(Box::new(e)))?;
+        writer.send_frame_with_fds(buf, fds)
+    }
+
+    /// Sends the bytes of `data` as one message with the descriptors `fds` attached; see
+    /// [`send_bytes`](Sender::send_bytes) and [`send_with_fds`](Sender::send_with_fds).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_with_fds`](Sender::send_with_fds), without [`Error::Encode`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    ///
+    /// let (a, b) = procwire::duplex::<(), ()>()?;
+    /// let file = std::fs::File::open("Cargo.toml")?;
+    /// a.send_bytes_with_fds(b"Cargo.toml", &[file.as_fd()])?;
+    /// let (name, fds) = b.recv_bytes_with_fds()?;
+    /// assert_eq!((name.as_slice(), fds.len()), (&b"Cargo.toml"[..], 1));
+    ///
+    /// // A pipe cannot carry descriptors: nothing is sent.
+    /// let (tx, _rx) = procwire::pipe::<()>()?;
+    /// let err = tx.send_bytes_with_fds(b"x", &[file.as_fd()]).unwrap_err();
+    /// assert!(matches!(err, procwire::Error::Descriptors(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_bytes_with_fds<P: Pod>(&self, data: &[P], fds: &[BorrowedFd<'_>]) -> Result<()> {
+        lock(&self.out)
+            .writer
+            .send_frame_with_fds(bytemuck::cast_slice(data), fds)
+    }
+
+    /// Passes the connection `conn` to the peer, which takes it with
+    /// [`recv_connection`](Receiver::recv_connection).
+    ///
+    /// The peer gets its own descriptor for the same socket: what it sends on it goes to
+    /// `conn`'s peer, and `conn`'s peer's messages go to whichever process reads first.
+    /// Usually this process drops `conn` once it is passed. `conn` must be a connection
+    /// over one socket (not a pair of FIFOs) that holds nothing of its stream: no bytes
+    /// read ahead and not yet received, and no half-sent message.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Descriptors`] when `conn` is a FIFO connection, holds buffered input or
+    ///   unsent output, or this connection cannot carry descriptors; nothing was sent.
+    /// - Otherwise as [`send`](Sender::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (to_worker, worker) = procwire::duplex::<(), ()>()?;
+    /// let (client, for_worker) = procwire::duplex::<String, usize>()?;
+    /// to_worker.send_connection(&for_worker)?;
+    /// drop(for_worker);
+    ///
+    /// let served = worker.recv_connection::<usize, String>()?;
+    /// client.send(&"hello".to_string())?;
+    /// served.send(&served.recv()?.len())?;
+    /// assert_eq!(client.recv()?, 5);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn send_connection<S2, R2, C2>(&self, conn: &Connection<S2, R2, C2>) -> Result<()> {
+        check_passable(conn)?;
+        self.send_bytes_with_fds(CONNECTION_TAG, &[conn.as_fd()])
+    }
+}
+
+/// Refuses a connection whose stream would not survive being passed.
+fn check_passable<S, R, C>(conn: &Connection<S, R, C>) -> Result<()> {
+    if !Arc::ptr_eq(&conn.tx.fd, &conn.rx.fd) {
+        return Err(Error::Descriptors(
+            "only a connection over one socket can be passed, not a FIFO pair".into(),
+        ));
+    }
+    if !lock(&conn.rx.inp).reader.is_idle() {
+        return Err(Error::Descriptors(
+            "the connection has received bytes or descriptors not yet taken; passing it \
+             would lose them"
+                .into(),
+        ));
+    }
+    if lock(&conn.tx.out).writer.has_unsent() {
+        return Err(Error::Descriptors(
+            "the connection has the rest of a message still to send".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl<T, C> Receiver<T, C> {
+    /// Receives and decodes the next message with the descriptors that came with it,
+    /// blocking until it has arrived.
+    ///
+    /// The descriptors are new in this process, close-on-exec, and in the order they were
+    /// sent; a message sent without any gives an empty `Vec`. Descriptors are only
+    /// returned by the `*_with_fds` receives (and [`recv_connection`](Receiver::recv_connection),
+    /// [`recv_array`](Receiver::recv_array)): every other receive closes those of its
+    /// message, so none is ever left open unclaimed.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Descriptors`] when the kernel could not deliver all of the message's
+    ///   descriptors (`MSG_CTRUNC`, e.g. this process is out of descriptors): the message
+    ///   is consumed and those that arrived are closed.
+    /// - Otherwise as [`recv`](Receiver::recv); the message's descriptors are closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    ///
+    /// let (a, b) = procwire::duplex::<u32, u32>()?;
+    /// let file = std::fs::File::open("Cargo.toml")?;
+    /// a.send_with_fds(&1, &[file.as_fd(), file.as_fd()])?;
+    /// a.send(&2)?;
+    /// let (one, fds) = b.recv_with_fds()?;
+    /// assert_eq!((one, fds.len()), (1, 2));
+    /// let (two, fds) = b.recv_with_fds()?;
+    /// assert_eq!((two, fds.len()), (2, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_with_fds(&self) -> Result<(T, Vec<OwnedFd>)>
+    where
+        C: Codec<T>,
+    {
+        let mut inbound = lock(&self.inp);
+        let super::Inbound { reader, codec } = &mut *inbound;
+        let (decoded, fds) = reader.claiming_fds(|r| r.recv_with(|bytes| codec.decode(bytes)))?;
+        Ok((decoded.map_err(|e| Error::Decode(Box::new(e)))?, fds))
+    }
+
+    /// Receives the next message's bytes with the descriptors that came with it; see
+    /// [`recv_with_fds`](Receiver::recv_with_fds) and [`recv_bytes`](Receiver::recv_bytes).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_with_fds`](Receiver::recv_with_fds), without [`Error::Decode`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = procwire::duplex::<(), ()>()?;
+    /// a.send_bytes(b"no descriptors")?;
+    /// let (bytes, fds) = b.recv_bytes_with_fds()?;
+    /// assert_eq!((bytes.as_slice(), fds.len()), (&b"no descriptors"[..], 0));
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv_bytes_with_fds(&self) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        lock(&self.inp).reader.claiming_fds(|r| r.recv_vec())
+    }
+
+    /// Receives the message payload and descriptors, handing the payload to `f` in place.
+    pub(crate) fn recv_parsed_with_fds<X>(
+        &self,
+        f: impl FnOnce(&[u8]) -> X,
+    ) -> Result<(X, Vec<OwnedFd>)> {
+        lock(&self.inp).reader.claiming_fds(|r| r.recv_with(f))
+    }
+
+    /// Receives a connection passed with [`send_connection`](Sender::send_connection), with
+    /// the default codec; it sends `S2` and receives `R2`.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Descriptors`] when the message is not a passed connection (it is
+    ///   consumed and its descriptors closed) or its descriptor is not a blocking stream
+    ///   socket.
+    /// - Otherwise as [`recv_bytes`](Receiver::recv_bytes).
+    ///
+    /// # Examples
+    ///
+    /// See [`send_connection`](Sender::send_connection).
+    #[cfg(feature = "postcard")]
+    pub fn recv_connection<S2, R2>(&self) -> Result<Connection<S2, R2>> {
+        self.recv_connection_with(Postcard)
+    }
+
+    /// Receives a connection passed with [`send_connection`](Sender::send_connection), with
+    /// codec `codec`; see [`recv_connection`](Receiver::recv_connection).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_connection`](Receiver::recv_connection).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = procwire::duplex::<(), ()>()?;
+    /// let (x, y) = procwire::duplex::<u8, u8>()?;
+    /// a.send_connection(&y)?;
+    /// let y2 = b.recv_connection_with::<u8, u8, _>(procwire::Postcard)?;
+    /// x.send(&7)?;
+    /// assert_eq!(y2.recv()?, 7);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv_connection_with<S2, R2, C2: Clone>(
+        &self,
+        codec: C2,
+    ) -> Result<Connection<S2, R2, C2>> {
+        let (tagged, fds) = self.recv_parsed_with_fds(|bytes| bytes == CONNECTION_TAG)?;
+        let fd = match <[OwnedFd; 1]>::try_from(fds) {
+            Ok([fd]) if tagged => fd,
+            Ok(_) | Err(_) => {
+                return Err(Error::Descriptors(
+                    "expected a passed connection (one socket), got another message".into(),
+                ))
+            }
+        };
+        Connection::from_fd_with(fd, codec)
+    }
+}
+
+#[cfg(feature = "postcard")]
+impl<S, R> Connection<S, R> {
+    /// A connection with the default codec over `fd`, a connected stream socket (Unix or
+    /// TCP) in blocking mode, for example a descriptor received with
+    /// [`recv_with_fds`](Receiver::recv_with_fds) or inherited some other way.
+    ///
+    /// The connection owns `fd` from now on; its descriptor flags are left as they are
+    /// (received descriptors are already close-on-exec).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Descriptors`] when `fd` is not a socket, not a stream socket, or in
+    /// non-blocking mode; it is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// let (a, b) = UnixStream::pair()?;
+    /// let a = procwire::Connection::<u8, u8>::from_fd(a.into())?;
+    /// let b = procwire::Connection::<u8, u8>::from_fd(b.into())?;
+    /// a.send(&1)?;
+    /// assert_eq!(b.recv()?, 1);
+    ///
+    /// let file = std::fs::File::open("Cargo.toml")?;
+    /// assert!(procwire::Connection::<u8, u8>::from_fd(file.into()).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_fd(fd: OwnedFd) -> Result<Self> {
+        Self::from_fd_with(fd, Postcard)
+    }
+}
+
+impl<S, R, C: Clone> Connection<S, R, C> {
+    /// A connection with codec `codec` over `fd`, a connected stream socket; see
+    /// [`from_fd`](Connection::from_fd).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_fd`](Connection::from_fd).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let a = procwire::Connection::<u8, u8, _>::from_fd_with(a.into(), procwire::Postcard)?;
+    /// # drop(a);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_fd_with(fd: OwnedFd, codec: C) -> Result<Self> {
+        check_stream_socket(fd.as_fd())?;
+        Ok(Connection::from_socket(fd, codec))
+    }
+}
+
+/// Checks that `fd` is a blocking stream socket.
+fn check_stream_socket(fd: BorrowedFd<'_>) -> Result<()> {
+    let refuse = |why: &str| Err(Error::Descriptors(format!("descriptor {why}")));
+    match rustix::net::sockopt::socket_type(fd) {
+        Ok(SocketType::STREAM) => {}
+        Ok(_) => return refuse("is a socket but not a stream socket"),
+        Err(Errno::NOTSOCK) => return refuse("is not a socket"),
+        Err(e) => return Err(e.into()),
+    }
+    if rustix::fs::fcntl_getfl(fd)?.contains(OFlags::NONBLOCK) {
+        return refuse("is in non-blocking mode; procwire connections block");
+    }
+    Ok(())
+}
+
+impl<S, R, C> Connection<S, R, C> {
+    /// Sends `value` with descriptors; see [`Sender::send_with_fds`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send_with_fds`].
+    pub fn send_with_fds(&self, value: &S, fds: &[BorrowedFd<'_>]) -> Result<()>
+    where
+        C: Codec<S>,
+    {
+        self.tx.send_with_fds(value, fds)
+    }
+
+    /// Sends bytes with descriptors; see [`Sender::send_bytes_with_fds`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send_bytes_with_fds`].
+    pub fn send_bytes_with_fds<P: Pod>(&self, data: &[P], fds: &[BorrowedFd<'_>]) -> Result<()> {
+        self.tx.send_bytes_with_fds(data, fds)
+    }
+
+    /// Passes the connection `conn` to the peer; see [`Sender::send_connection`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send_connection`].
+    pub fn send_connection<S2, R2, C2>(&self, conn: &Connection<S2, R2, C2>) -> Result<()> {
+        self.tx.send_connection(conn)
+    }
+
+    /// Receives a value with its descriptors; see [`Receiver::recv_with_fds`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv_with_fds`].
+    pub fn recv_with_fds(&self) -> Result<(R, Vec<OwnedFd>)>
+    where
+        C: Codec<R>,
+    {
+        self.rx.recv_with_fds()
+    }
+
+    /// Receives bytes with their descriptors; see [`Receiver::recv_bytes_with_fds`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv_bytes_with_fds`].
+    pub fn recv_bytes_with_fds(&self) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        self.rx.recv_bytes_with_fds()
+    }
+
+    /// Receives a passed connection; see [`Receiver::recv_connection`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv_connection`].
+    #[cfg(feature = "postcard")]
+    pub fn recv_connection<S2, R2>(&self) -> Result<Connection<S2, R2>> {
+        self.rx.recv_connection()
+    }
+
+    /// Receives a passed connection with codec `codec`; see
+    /// [`Receiver::recv_connection_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv_connection`].
+    pub fn recv_connection_with<S2, R2, C2: Clone>(
+        &self,
+        codec: C2,
+    ) -> Result<Connection<S2, R2, C2>> {
+        self.rx.recv_connection_with(codec)
+    }
+}

@@ -1,0 +1,310 @@
+//! File descriptors that travel with messages (`SCM_RIGHTS` on Unix-domain sockets).
+//!
+//! # On the wire
+//!
+//! A message that carries descriptors is an ordinary frame, sent with one `sendmsg` whose
+//! `SCM_RIGHTS` control message holds the descriptors; if the kernel takes only part of
+//! the frame, the rest follows in plain sends. The descriptors are therefore attached to
+//! the first byte of the frame, its header. Nothing else marks the frame: a peer that does
+//! not look for descriptors (CPython, or a plain `recv`) reads the same bytes.
+//!
+//! # Which message they belong to
+//!
+//! Linux never lets one `recvmsg` on a stream socket read past the end of a stretch of
+//! data that carried descriptors, although it may read data from before it in the same
+//! call. So when a read returns descriptors, the stretch they were attached to ends the
+//! bytes that read returned: the descriptors belong to the frame that contains the
+//! **last byte of that read**. The reader counts every byte it reads from the stream; an
+//! [`Inbox`] keeps the received descriptors in a queue, each with the stream offset of
+//! that last byte. When a message has been read whole, the entries that fall inside its
+//! frame are its descriptors: a receive that asked for them gets them, any other receive
+//! closes them at once. Entries that fall before the frame being read (left by a receive
+//! that failed part-way) are closed when the next receive starts, so nothing lingers.
+//!
+//! Only Unix-domain sockets read with `recvmsg` and a control buffer (allocated once, for
+//! [`MAX_FDS_PER_MESSAGE`] descriptors); pipes, FIFOs and TCP keep plain `read`/`recv`.
+//! Descriptors arrive close-on-exec (`MSG_CMSG_CLOEXEC`).
+
+use std::collections::VecDeque;
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::io::Errno;
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+};
+
+use super::{FdKind, Reader, Writer};
+use crate::error::{Error, Result};
+use crate::frame::Header;
+
+/// The most file descriptors one message may carry: Linux's `SCM_MAX_FD`, the most one
+/// `sendmsg` can pass.
+///
+/// A send with more is refused with [`Error::Descriptors`] before anything is sent.
+pub const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// Bytes of control buffer for [`MAX_FDS_PER_MESSAGE`] descriptors.
+const CONTROL_LEN: usize = rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE));
+
+/// What the descriptor a reader reads from turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Mode {
+    /// Not looked at yet: decided at the first read.
+    #[default]
+    Unknown,
+    /// A Unix-domain socket: read with `recvmsg`, descriptors collected.
+    Unix,
+    /// Anything else (pipe, FIFO, TCP): plain reads, no descriptors possible.
+    Plain,
+}
+
+/// Descriptors that one read brought, and where in the stream that read ended.
+#[derive(Debug)]
+struct Arrived {
+    /// Stream offset of the last byte the read returned.
+    last: u64,
+    fds: Vec<OwnedFd>,
+    /// The kernel cut the control message short (`MSG_CTRUNC`): some were lost.
+    truncated: bool,
+}
+
+/// The descriptors a receive asked for, gathered while it reads its message.
+#[derive(Debug, Default)]
+struct Claim {
+    fds: Vec<OwnedFd>,
+    truncated: bool,
+}
+
+/// The reader's side of descriptor passing: how it reads, how many bytes it has read, and
+/// the descriptors received but not yet handed out.
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    mode: Mode,
+    control: Vec<MaybeUninit<u8>>,
+    /// Bytes read from the stream so far.
+    received: u64,
+    arrived: VecDeque<Arrived>,
+    /// `Some` while a receive that returns descriptors is running.
+    claim: Option<Claim>,
+}
+
+impl Inbox {
+    /// Bytes read from the stream so far.
+    pub(crate) fn received(&self) -> u64 {
+        self.received
+    }
+
+    fn detect(&mut self, fd: BorrowedFd<'_>) {
+        self.mode = match rustix::net::sockopt::socket_domain(fd) {
+            Ok(AddressFamily::UNIX) => Mode::Unix,
+            _ => Mode::Plain,
+        };
+        if self.mode == Mode::Unix {
+            self.control = vec![MaybeUninit::uninit(); CONTROL_LEN];
+        }
+    }
+
+    /// One read of at most `buf.len()` bytes, counted; `flags` (e.g. `DONTWAIT`) need a
+    /// socket. Descriptors that come with it are queued.
+    pub(crate) fn read_once(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        buf: &mut [u8],
+        flags: RecvFlags,
+    ) -> rustix::io::Result<usize> {
+        if self.mode == Mode::Unknown {
+            self.detect(fd);
+        }
+        let n = match self.mode {
+            Mode::Unix => self.recvmsg(fd, buf, flags)?,
+            _ if flags.is_empty() => rustix::io::read(fd, buf)?,
+            _ => rustix::net::recv(fd, buf, flags)?.0,
+        };
+        self.received += n as u64;
+        Ok(n)
+    }
+
+    /// One blocking read, retried when a signal interrupts it.
+    pub(crate) fn read_blocking(&mut self, fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
+        loop {
+            match self.read_once(fd, buf, RecvFlags::empty()) {
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn recvmsg(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        buf: &mut [u8],
+        flags: RecvFlags,
+    ) -> rustix::io::Result<usize> {
+        let mut control = RecvAncillaryBuffer::new(&mut self.control);
+        let flags = flags | RecvFlags::CMSG_CLOEXEC;
+        let msg = rustix::net::recvmsg(fd, &mut [IoSliceMut::new(buf)], &mut control, flags)?;
+        let truncated = msg.flags.contains(ReturnFlags::CTRUNC);
+        let mut fds = Vec::new(); // allocates only when descriptors came
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(rights) = message {
+                fds.extend(rights);
+            }
+        }
+        // Descriptors without data cannot come on a stream socket; if they did, they
+        // would be dropped (closed) here.
+        if msg.bytes > 0 && (truncated || !fds.is_empty()) {
+            self.arrived.push_back(Arrived {
+                last: self.received + msg.bytes as u64 - 1,
+                fds,
+                truncated,
+            });
+        }
+        Ok(msg.bytes)
+    }
+
+    /// Closes the descriptors of messages before stream offset `start`: left behind by a
+    /// receive that failed part-way.
+    pub(crate) fn discard_before(&mut self, start: u64) {
+        while self.arrived.front().is_some_and(|a| a.last < start) {
+            self.arrived.pop_front();
+        }
+    }
+
+    /// A message ending before stream offset `end` has been read whole: its descriptors go
+    /// to the receive that claims them, or are closed.
+    pub(crate) fn message_done(&mut self, end: u64) {
+        while self.arrived.front().is_some_and(|a| a.last < end) {
+            let Some(arrived) = self.arrived.pop_front() else {
+                break;
+            };
+            if let Some(claim) = &mut self.claim {
+                claim.fds.extend(arrived.fds);
+                claim.truncated |= arrived.truncated;
+            }
+        }
+    }
+
+    /// Whether descriptors are waiting for a message not yet received.
+    pub(crate) fn holds_fds(&self) -> bool {
+        !self.arrived.is_empty()
+    }
+}
+
+impl Reader {
+    /// Stream offset of the next unconsumed byte.
+    pub(super) fn consumed(&self) -> u64 {
+        self.anc.received() - (self.end - self.pos) as u64
+    }
+
+    /// Runs `recv` (one receive of one message) and returns its result together with the
+    /// descriptors that came with that message.
+    ///
+    /// Errors: those of `recv`, after which the message's descriptors are closed; and
+    /// [`Error::Descriptors`] when the kernel had to drop some of them (`MSG_CTRUNC`):
+    /// the message is consumed and the ones that did arrive are closed.
+    pub(crate) fn claiming_fds<R>(
+        &mut self,
+        recv: impl FnOnce(&mut Reader) -> Result<R>,
+    ) -> Result<(R, Vec<OwnedFd>)> {
+        self.anc.claim = Some(Claim::default());
+        let out = recv(self);
+        let claim = self.anc.claim.take().unwrap_or_default();
+        let value = out?;
+        if claim.truncated {
+            return Err(Error::Descriptors(format!(
+                "the kernel cut a message's descriptors short (MSG_CTRUNC): the {} that \
+                 arrived were closed (at most {MAX_FDS_PER_MESSAGE} per message; is this \
+                 process out of descriptors?)",
+                claim.fds.len()
+            )));
+        }
+        Ok((value, claim.fds))
+    }
+
+    /// Whether nothing of the stream is held here: no buffered bytes, no descriptors.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.pos == self.end && !self.anc.holds_fds()
+    }
+}
+
+/// Why `fd` cannot carry descriptors, if it cannot.
+fn cannot_carry(kind: FdKind, fd: BorrowedFd<'_>) -> Option<String> {
+    if kind == FdKind::Pipe {
+        return Some("a pipe or FIFO connection cannot carry file descriptors".into());
+    }
+    match rustix::net::sockopt::socket_domain(fd) {
+        Ok(AddressFamily::UNIX) => None,
+        Ok(AddressFamily::INET | AddressFamily::INET6) => Some(
+            "a TCP connection cannot carry file descriptors; only Unix-domain sockets can".into(),
+        ),
+        Ok(_) => Some("only Unix-domain sockets can carry file descriptors".into()),
+        Err(e) => Some(format!(
+            "cannot tell whether this socket can carry file descriptors: {e}"
+        )),
+    }
+}
+
+impl Writer {
+    /// Sends one frame with `fds` attached to its first byte; see the module docs.
+    ///
+    /// Without descriptors this is `send_frame`, on any transport.
+    ///
+    /// Errors: [`Error::Descriptors`] when there are more than [`MAX_FDS_PER_MESSAGE`] or
+    /// the connection cannot carry descriptors (nothing is sent); otherwise as
+    /// `send_frame`.
+    pub(crate) fn send_frame_with_fds(
+        &mut self,
+        payload: &[u8],
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<()> {
+        if fds.len() > MAX_FDS_PER_MESSAGE {
+            return Err(Error::Descriptors(format!(
+                "{} descriptors exceed the {MAX_FDS_PER_MESSAGE} one message can carry",
+                fds.len()
+            )));
+        }
+        if fds.is_empty() {
+            return self.send_frame(payload);
+        }
+        if let Some(why) = cannot_carry(self.kind, self.fd.as_fd()) {
+            return Err(Error::Descriptors(why));
+        }
+        self.finish_unsent()?;
+        let header = Header::for_payload(payload.len() as u64).encode();
+        let iov = [IoSlice::new(&header), IoSlice::new(payload)];
+        let sent = self.send_first(&iov, fds)?;
+        let mut rest = iov;
+        let mut rest = &mut rest[..];
+        IoSlice::advance_slices(&mut rest, sent);
+        self.write_all(rest)
+    }
+
+    /// One `sendmsg` of `iov` with `fds`, retried if a signal interrupts it before
+    /// anything is sent; returns the bytes the kernel took (at least one).
+    fn send_first(&self, iov: &[IoSlice<'_>], fds: &[BorrowedFd<'_>]) -> Result<usize> {
+        let mut space = [MaybeUninit::uninit(); CONTROL_LEN];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(Error::Descriptors(
+                "the control message does not fit".into(),
+            ));
+        }
+        loop {
+            match rustix::net::sendmsg(self.fd.as_fd(), iov, &mut control, SendFlags::NOSIGNAL) {
+                Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Whether a frame that a deadline interrupted still has bytes to send.
+    pub(crate) fn has_unsent(&self) -> bool {
+        !self.unsent.is_empty()
+    }
+}
