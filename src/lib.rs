@@ -29,7 +29,9 @@ pub use crate::codec::Postcard;
 #[cfg(feature = "rkyv")]
 pub use crate::codec::{ArchiveGuard, Rkyv};
 #[cfg(feature = "pickle")]
-pub use crate::codec::{Pickle, DEFAULT_PICKLE_DEPTH, DEFAULT_PICKLE_SIZE};
+pub use crate::codec::{
+    Pickle, DEFAULT_PICKLE_DEPTH, DEFAULT_PICKLE_EXPANSION, DEFAULT_PICKLE_SIZE,
+};
 #[cfg(feature = "postcard")]
 pub use crate::process::{from_parent, spawn};
 #[cfg(any(target_os = "linux", target_os = "android"))]

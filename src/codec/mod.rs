@@ -71,7 +71,9 @@ mod rkyv;
 #[cfg(feature = "json")]
 pub use self::json::Json;
 #[cfg(feature = "pickle")]
-pub use self::pickle::{Pickle, DEFAULT_PICKLE_DEPTH, DEFAULT_PICKLE_SIZE};
+pub use self::pickle::{
+    Pickle, DEFAULT_PICKLE_DEPTH, DEFAULT_PICKLE_EXPANSION, DEFAULT_PICKLE_SIZE,
+};
 #[cfg(feature = "postcard")]
 pub use self::postcard::Postcard;
 #[cfg(feature = "rkyv")]

@@ -14,6 +14,13 @@ pub const DEFAULT_PICKLE_DEPTH: u32 = 128;
 /// The expanded size [`Pickle`] accepts by default: 256 MiB.
 pub const DEFAULT_PICKLE_SIZE: u64 = 256 << 20;
 
+/// How many times its own length a pickle may expand to by default, beyond a first MiB
+/// that any pickle may fill; see [`Pickle::max_expansion`].
+pub const DEFAULT_PICKLE_EXPANSION: u64 = 64;
+
+/// The expanded size every pickle may reach, however short.
+const EXPANSION_FLOOR: u64 = 1 << 20;
+
 /// Globals that serde-pickle turns into values.
 const KNOWN_GLOBALS: [&str; 16] = [
     "builtins.set",
@@ -64,8 +71,11 @@ const KNOWN_GLOBALS: [&str; 16] = [
 /// Before decoding, the codec walks the pickle's opcodes once and refuses one that nests
 /// deeper than [`DEFAULT_PICKLE_DEPTH`] levels (a deeply nested pickle would otherwise
 /// overflow the decoder's stack) or whose shared references expand to more than
-/// [`DEFAULT_PICKLE_SIZE`] bytes (a small pickle can name an exponentially large value);
-/// see [`max_depth`](Pickle::max_depth) and [`max_size`](Pickle::max_size). Python's own
+/// [`DEFAULT_PICKLE_SIZE`] bytes, or to more than [`DEFAULT_PICKLE_EXPANSION`] times the
+/// pickle's own length past its first MiB (a small pickle can name an exponentially large
+/// value, and building even a few hundred MiB of it from a few hundred bytes costs
+/// seconds); see [`max_depth`](Pickle::max_depth), [`max_size`](Pickle::max_size) and
+/// [`max_expansion`](Pickle::max_expansion). Python's own
 /// `recv()` does run code from the peer: authenticate connections to Python peers you do
 /// not control.
 ///
@@ -92,6 +102,7 @@ const KNOWN_GLOBALS: [&str; 16] = [
 pub struct Pickle {
     depth: u32,
     size: u64,
+    expansion: u64,
     replace_globals: bool,
 }
 
@@ -100,6 +111,7 @@ impl Default for Pickle {
         Pickle {
             depth: DEFAULT_PICKLE_DEPTH,
             size: DEFAULT_PICKLE_SIZE,
+            expansion: DEFAULT_PICKLE_EXPANSION,
             replace_globals: false,
         }
     }
@@ -124,6 +136,36 @@ impl Pickle {
     pub fn max_size(self, bytes: u64) -> Pickle {
         Pickle {
             size: bytes,
+            ..self
+        }
+    }
+
+    /// Sets how many times its own length a received pickle may expand to (default
+    /// [`DEFAULT_PICKLE_EXPANSION`]), counted as for [`max_size`](Pickle::max_size); any
+    /// pickle may expand to 1 MiB. CPython's pickles of plain data expand a few times at
+    /// most; one that refers to the same large object many times expands more, and
+    /// `u64::MAX` turns this limit off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use procwire::{Codec, Pickle};
+    ///
+    /// // What Python's pickle.dumps(['x' * 100_000] * 100, protocol=2) writes:
+    /// // 100 KB that expands to 10 MB.
+    /// let mut p = b"\x80\x02]q\x00(X\xa0\x86\x01\x00".to_vec();
+    /// p.extend(std::iter::repeat(b'x').take(100_000));
+    /// p.extend_from_slice(b"q\x01");
+    /// p.extend(b"h\x01".repeat(99));
+    /// p.extend_from_slice(b"e.");
+    /// assert!(Codec::<Vec<String>>::decode(&mut Pickle::new(), &p).is_err());
+    /// let mut lenient = Pickle::new().max_expansion(200);
+    /// assert_eq!(Codec::<Vec<String>>::decode(&mut lenient, &p)?.len(), 100);
+    /// # Ok::<(), serde_pickle::Error>(())
+    /// ```
+    pub fn max_expansion(self, factor: u64) -> Pickle {
+        Pickle {
+            expansion: factor,
             ..self
         }
     }
@@ -170,9 +212,12 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Pickle {
     }
 
     fn decode(&mut self, bytes: &[u8]) -> Result<T, Error> {
+        let relative = (bytes.len() as u64)
+            .saturating_mul(self.expansion)
+            .max(EXPANSION_FLOOR);
         let limits = scan::Limits {
             depth: self.depth,
-            size: self.size,
+            size: self.size.min(relative),
         };
         let found = scan::scan(bytes, limits).map_err(structure)?;
         let patched;
