@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 #[cfg(feature = "postcard")]
 use crate::Postcard;
 
+mod file;
 mod timed;
 mod waitable;
 

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::frame::{Header, MAX_HEADER_LEN};
 use crate::sigpipe;
 
+mod file;
 mod nonblocking;
 
 pub(crate) use self::nonblocking::remaining;
@@ -46,6 +47,9 @@ pub(crate) struct Writer {
     fd: Arc<OwnedFd>,
     kind: FdKind,
     unsent: nonblocking::Unsent,
+    /// Set when a frame was left unfinished for good (a file that shrank while being
+    /// sent): every later send fails instead of writing onto a misaligned stream.
+    broken: bool,
 }
 
 impl Writer {
@@ -54,6 +58,7 @@ impl Writer {
             fd,
             kind,
             unsent: nonblocking::Unsent::default(),
+            broken: false,
         }
     }
 
