@@ -704,6 +704,14 @@ impl<T, C> Sender<T, C> {
     fn fd(&self) -> &OwnedFd {
         &self.fd
     }
+
+    /// A copy of the sender's codec, for encoding ahead of sending (see `rpc`).
+    pub(crate) fn codec(&self) -> C
+    where
+        C: Clone,
+    {
+        lock(&self.out).codec.clone()
+    }
 }
 
 impl<T, C> Receiver<T, C> {

@@ -25,6 +25,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | [`PartlySent`](Error::PartlySent) | usable; the rest of that message goes out before any other |
 /// | [`AuthenticationFailed`](Error::AuthenticationFailed) | should be closed |
 /// | [`InvalidAddress`](Error::InvalidAddress) | (no connection was made) |
+/// | [`Remote`](Error::Remote) | usable: only that request failed |
 /// | [`Io`](Error::Io) | depends on the error; see [`Error::is_disconnected`] |
 ///
 /// # Examples
@@ -100,6 +101,9 @@ pub enum Error {
     /// message, or a peer that does not speak the protocol. The reason never contains key
     /// or digest bytes.
     AuthenticationFailed(String),
+    /// The peer's handler for a request returned this error (see
+    /// [`Requester::request`](crate::Requester::request)); the connection carries on.
+    Remote(String),
     /// An operating-system error. Sending to a peer that is gone gives the kinds
     /// `BrokenPipe` or `ConnectionReset`, never a `SIGPIPE`.
     Io(io::Error),
@@ -160,6 +164,7 @@ impl fmt::Display for Error {
             Error::Empty => f.write_str("no message ready"),
             Error::AuthenticationFailed(why) => write!(f, "authentication failed: {why}"),
             Error::InvalidAddress(why) => write!(f, "invalid address {why}"),
+            Error::Remote(why) => write!(f, "the peer's handler failed: {why}"),
             Error::Io(_) => f.write_str("i/o error"),
         }
     }
@@ -207,6 +212,7 @@ impl From<Error> for io::Error {
             Error::Empty => K::WouldBlock,
             Error::AuthenticationFailed(_) => K::PermissionDenied,
             Error::InvalidAddress(_) => K::InvalidInput,
+            Error::Remote(_) => K::Other,
         };
         match e {
             Error::Io(inner) => inner,
