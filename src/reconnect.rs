@@ -6,29 +6,7 @@
 //! authenticating again when it has a key — with exponential backoff, and writes what it
 //! kept, in its original order, before anything newer.
 //!
-//! # Delivery: at least once
-//!
-//! A message or request written before the connection dropped may or may not have reached
-//! the server's handler: the connection can fail after the handler ran but before the
-//! acknowledgement or response came back. It is sent again on the next connection, so the
-//! server may see it **twice** (or more, over several drops). Exactly these are resent:
-//!
-//! - messages not yet acknowledged (`Ack`, sent by [`serve`](crate::serve) once the
-//!   handler returned);
-//! - requests not yet answered whose caller still waits ([`request`](Requester::request)
-//!   within its timeout, or a live [`Pending`](crate::Pending)).
-//!
-//! Every delivery of one message carries the same [`MsgId`](crate::MsgId): the requester's
-//! random session number and a sequence number. A server that must not act twice keeps the
-//! ids it has handled (per session, the highest sequence number and the few above it
-//! suffice, as ids grow) and skips a repeated message — for a repeated request it should
-//! answer again (the first answer may be what was lost), from a cache of recent results or
-//! by handling it again when that is harmless. A restarted client process draws a new
-//! session number, so its ids never collide with those of its previous life.
-//!
-//! Messages and requests given to the requester while it is disconnected wait in memory
-//! (unbounded) until the next connection. Dropping the last requester clone abandons what
-//! is still unacknowledged; [`Requester::flush`] waits for it first.
+//! What is resent and what may arrive twice is documented on [`ReconnectBuilder`].
 
 use std::time::Duration;
 
@@ -46,8 +24,37 @@ pub const DEFAULT_FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// The default longest pause between reconnection attempts: 5 seconds.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Options for a reconnecting [`Requester`]; see the [module docs](self) for what it
-/// resends and what may therefore arrive twice.
+/// Options for a reconnecting [`Requester`].
+///
+/// The requester keeps every message until the peer acknowledges it and every request
+/// until it is answered (or its caller stops waiting). Its reader thread notices a lost
+/// connection (end of stream, reset, a failed write), connects again through the
+/// [`ClientBuilder`] — authenticating again when it has a key — with exponential backoff,
+/// and writes what it kept, in its original order, before anything newer.
+///
+/// # Delivery: at least once
+///
+/// A message or request written before the connection dropped may or may not have reached
+/// the server's handler: the connection can fail after the handler ran but before the
+/// acknowledgement or response came back. It is sent again on the next connection, so the
+/// server may see it **twice** (or more, over several drops). Exactly these are resent:
+///
+/// - messages not yet acknowledged (`Ack`, sent by [`serve`](crate::serve) once the
+///   handler returned);
+/// - requests not yet answered whose caller still waits ([`request`](Requester::request)
+///   within its timeout, or a live [`Pending`](crate::Pending)).
+///
+/// Every delivery of one message carries the same [`MsgId`](crate::MsgId): the requester's
+/// random session number and a sequence number. A server that must not act twice keeps the
+/// ids it has handled (per session, the highest sequence number and the few above it
+/// suffice, as ids grow) and skips a repeated message — for a repeated request it should
+/// answer again (the first answer may be what was lost), from a cache of recent results or
+/// by handling it again when that is harmless. A restarted client process draws a new
+/// session number, so its ids never collide with those of its previous life.
+///
+/// Messages and requests given to the requester while it is disconnected wait in memory
+/// (unbounded) until the next connection. Dropping the last requester clone abandons what
+/// is still unacknowledged; [`Requester::flush`] waits for it first.
 ///
 /// # Examples
 ///

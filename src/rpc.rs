@@ -131,7 +131,24 @@ impl fmt::Display for RemoteError {
 
 impl std::error::Error for RemoteError {}
 
-/// One message of the rpc protocol; see the [module docs](crate::Requester) for the table.
+/// One message of the rpc protocol.
+///
+/// Every message on an rpc connection is one `Envelope`, encoded by the connection's codec
+/// (so any codec works). Both ends use the same type: one side sends requests (`Req`), the
+/// other answers (`Resp`). Each request or message carries a [`MsgId`].
+///
+/// | envelope | from | meaning | answered by |
+/// | --- | --- | --- | --- |
+/// | `Message { id, body }` | requester | one-way command | `Ack { id }` once the handler ran |
+/// | `Request { id, body }` | requester | a call that wants a value | `Response { id, result }`, or `File { id }` |
+/// | `Push { id, body }` | requester | a call with a file: the **next message** is the file's bytes | as `Request` |
+/// | `Response { id, result }` | server | the handler's value, or its error as a [`RemoteError`] | — |
+/// | `File { id }` | server | the handler's answer is a file: the **next message** is its bytes | — |
+/// | `Ack { id }` | server | the message `id` was handled | — |
+///
+/// A file is one ordinary message ([`Sender::send_file`](crate::Sender::send_file)), sent
+/// right after the envelope that announces it and never interleaved with anything else.
+///
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Envelope<Req, Resp> {
     /// A one-way message; answered with `Ack` once handled.

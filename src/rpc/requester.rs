@@ -22,6 +22,9 @@ use crate::Postcard;
 /// [`ReconnectBuilder::start`](crate::ReconnectBuilder::start) for one that reconnects.
 /// A reader thread, started here, receives the responses; it ends when the last clone of
 /// the requester is dropped (which closes the connection) or the connection is lost.
+/// Requests go one way per connection: requests and messages the peer sends to a requester
+/// are ignored (a file pushed with them is read and dropped); open a second connection
+/// for the other direction.
 ///
 /// # Blocking
 ///
