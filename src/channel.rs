@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::Postcard;
 
 mod fds;
+mod file;
 mod timed;
 mod waitable;
 
@@ -709,6 +710,14 @@ macro_rules! impl_fd {
 impl<T, C> Sender<T, C> {
     fn fd(&self) -> &OwnedFd {
         &self.fd
+    }
+
+    /// A copy of the sender's codec, for encoding ahead of sending (see `rpc`).
+    pub(crate) fn codec(&self) -> C
+    where
+        C: Clone,
+    {
+        lock(&self.out).codec.clone()
     }
 }
 

@@ -15,6 +15,7 @@ use crate::frame::{Header, MAX_HEADER_LEN};
 use crate::sigpipe;
 
 mod fds;
+mod file;
 mod nonblocking;
 
 pub use self::fds::MAX_FDS_PER_MESSAGE;
@@ -76,6 +77,9 @@ pub(crate) struct Writer {
     fd: Arc<OwnedFd>,
     kind: FdKind,
     unsent: nonblocking::Unsent,
+    /// Set when a frame was left unfinished for good (a file that shrank while being
+    /// sent): every later send fails instead of writing onto a misaligned stream.
+    broken: bool,
 }
 
 impl Writer {
@@ -84,6 +88,7 @@ impl Writer {
             fd,
             kind,
             unsent: nonblocking::Unsent::default(),
+            broken: false,
         }
     }
 

@@ -26,6 +26,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | [`AuthenticationFailed`](Error::AuthenticationFailed) | should be closed |
 /// | [`InvalidAddress`](Error::InvalidAddress) | (no connection was made) |
 /// | [`Descriptors`](Error::Descriptors) | usable: nothing was sent, or the message was consumed and its descriptors closed |
+/// | [`Remote`](Error::Remote) | usable: only that request failed |
 /// | [`Io`](Error::Io) | depends on the error; see [`Error::is_disconnected`] |
 ///
 /// # Examples
@@ -111,6 +112,9 @@ pub enum Error {
     /// The connection stays usable: a send sent nothing; a receive consumed its message
     /// and closed every descriptor that came with it.
     Descriptors(String),
+    /// The peer's handler for a request returned this error (see
+    /// [`Requester::request`](crate::Requester::request)); the connection carries on.
+    Remote(String),
     /// An operating-system error. Sending to a peer that is gone gives the kinds
     /// `BrokenPipe` or `ConnectionReset`, never a `SIGPIPE`.
     Io(io::Error),
@@ -172,6 +176,7 @@ impl fmt::Display for Error {
             Error::AuthenticationFailed(why) => write!(f, "authentication failed: {why}"),
             Error::InvalidAddress(why) => write!(f, "invalid address {why}"),
             Error::Descriptors(why) => write!(f, "descriptor error: {why}"),
+            Error::Remote(why) => write!(f, "the peer's handler failed: {why}"),
             Error::Io(_) => f.write_str("i/o error"),
         }
     }
@@ -220,6 +225,7 @@ impl From<Error> for io::Error {
             Error::AuthenticationFailed(_) => K::PermissionDenied,
             Error::InvalidAddress(_) => K::InvalidInput,
             Error::Descriptors(_) => K::InvalidData,
+            Error::Remote(_) => K::Other,
         };
         match e {
             Error::Io(inner) => inner,

@@ -16,6 +16,8 @@ mod error;
 mod frame;
 mod listener;
 mod process;
+mod reconnect;
+mod rpc;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod shm;
 mod sigpipe;
@@ -49,6 +51,11 @@ pub use crate::{
     frame::{EncodedHeader, Header, MAX_HEADER_LEN},
     listener::{Listener, ListenerBuilder, DEFAULT_BACKLOG, DEFAULT_HANDSHAKE_TIMEOUT},
     process::{from_parent_with, spawn_with, Child, PARENT_FD_ENV},
+    reconnect::{ReconnectBuilder, DEFAULT_FIRST_BACKOFF, DEFAULT_MAX_BACKOFF},
+    rpc::{
+        serve, serve_concurrent, Attachment, Call, Envelope, MsgId, Pending, RemoteError, Reply,
+        Requester, RpcConnection,
+    },
     transport::{duplex_with, pipe_with},
     wait::{wait, InsertError, WaitSet, WaitSource, Waitable},
 };

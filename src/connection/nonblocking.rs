@@ -219,6 +219,13 @@ impl Writer {
     ///
     /// Errors: [`Error::PartlySent`] when some of it is still unsent at the deadline.
     pub(crate) fn flush_until(&mut self, deadline: Option<Instant>) -> Result<()> {
+        if self.broken {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the connection can no longer send: an earlier message was left unfinished",
+            )
+            .into());
+        }
         if self.unsent.is_empty() {
             return Ok(());
         }

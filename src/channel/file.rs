@@ -1,0 +1,202 @@
+//! Files as messages: [`Sender::send_file`], [`Receiver::recv_file`] and
+//! [`Receiver::recv_to_writer`].
+//!
+//! A file travels as one ordinary message (a CPython `recv_bytes` on the other side reads
+//! it), so it may sit between typed messages on the same connection. The receiving side
+//! names how large a file it accepts, per call: files are often larger than what a
+//! connection accepts as a message, and nothing of a file's size is ever allocated.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::{lock, Connection, Receiver, Sender};
+use crate::error::{Error, Result};
+
+impl<T, C> Sender<T, C> {
+    /// Sends the whole of `file` (from offset 0, as long as it is now) as one message;
+    /// returns its length.
+    ///
+    /// On Linux the bytes go from the page cache to the connection with `sendfile(2)`, with
+    /// no copy through user space; elsewhere, or where the kernel refuses, they are read
+    /// and written in 256 KiB pieces. Blocks until the kernel has taken the whole file.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Io`] when the file cannot be read, or as [`send`](Sender::send) when the
+    ///   peer is gone.
+    /// - [`Error::Io`] of kind `UnexpectedEof` when the file shrank while being sent. The
+    ///   message cannot be finished: the sender is broken for good (every later send fails
+    ///   with kind `BrokenPipe`), and a socket is shut down for writing, so the peer's
+    ///   receive ends with [`Error::Truncated`] instead of misreading the stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("procwire-doc-sf-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let src = dir.join("data.bin");
+    /// std::fs::write(&src, b"file contents")?;
+    /// let (tx, rx) = procwire::pipe::<()>()?;
+    /// assert_eq!(tx.send_file(&std::fs::File::open(&src)?)?, 13);
+    /// assert_eq!(rx.recv_bytes()?, b"file contents");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_file(&self, file: &File) -> Result<u64> {
+        let mut out = lock(&self.out);
+        let len = file.metadata()?.len();
+        out.writer.send_file(file, len)?;
+        Ok(len)
+    }
+}
+
+impl<T, C> Receiver<T, C> {
+    /// Receives the next message into the file `dest`; returns its length.
+    ///
+    /// The payload is written to a new temporary file beside `dest` (mode 0o600,
+    /// close-on-exec), in pieces of at most 64 KiB: memory use does not depend on the
+    /// message's size. When the whole message has arrived, the file is synced to disk and
+    /// renamed to `dest`, replacing any file there. On any failure the temporary file is
+    /// removed and `dest` is left as it was: there is never a partial file at `dest`.
+    ///
+    /// `limit` is the largest message accepted, in place of the receiver's
+    /// [`max_message_size`](Receiver::max_message_size).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::MessageTooLarge`] when the message is longer than `limit`; as with any
+    ///   oversized message, receiving is disabled afterwards.
+    /// - [`Error::Io`] when the temporary file cannot be created, written, synced or
+    ///   renamed. A write failure still consumes the message, so the connection stays
+    ///   usable.
+    /// - Otherwise as [`recv_bytes`](Receiver::recv_bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("procwire-doc-rf-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let (tx, rx) = procwire::pipe::<()>()?;
+    /// tx.send_bytes(b"saved")?;
+    /// let dest = dir.join("saved.txt");
+    /// assert_eq!(rx.recv_file(&dest, 1 << 30)?, 5);
+    /// assert_eq!(std::fs::read(&dest)?, b"saved");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_file(&self, dest: impl AsRef<Path>, limit: u64) -> Result<u64> {
+        let dest = dest.as_ref();
+        let mut tmp = TempFile::beside(dest)?;
+        let len = self.recv_to_writer(&mut tmp.file, limit)?;
+        tmp.persist(dest)?;
+        Ok(len)
+    }
+
+    /// Receives the next message and writes its payload to `out` in pieces of at most
+    /// 64 KiB; returns its length. `limit` replaces the maximum message size for this call.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::MessageTooLarge`] when the message is longer than `limit`.
+    /// - [`Error::Io`] when `out` fails; the rest of the message is still consumed (and
+    ///   dropped), so the connection stays usable.
+    /// - Otherwise as [`recv_bytes`](Receiver::recv_bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::pipe::<()>()?;
+    /// tx.send_bytes(b"streamed")?;
+    /// let mut out = Vec::new();
+    /// assert_eq!(rx.recv_to_writer(&mut out, 100)?, 8);
+    /// assert_eq!(out, b"streamed");
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv_to_writer(&self, out: &mut impl Write, limit: u64) -> Result<u64> {
+        self.inbound().reader.recv_to(limit, out)
+    }
+}
+
+impl<S, R, C> Connection<S, R, C> {
+    /// Sends the whole of `file` as one message; see [`Sender::send_file`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send_file`].
+    pub fn send_file(&self, file: &File) -> Result<u64> {
+        self.tx.send_file(file)
+    }
+
+    /// Receives the next message into the file `dest`; see [`Receiver::recv_file`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv_file`].
+    pub fn recv_file(&self, dest: impl AsRef<Path>, limit: u64) -> Result<u64> {
+        self.rx.recv_file(dest, limit)
+    }
+
+    /// Receives the next message into `out`; see [`Receiver::recv_to_writer`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv_to_writer`].
+    pub fn recv_to_writer(&self, out: &mut impl Write, limit: u64) -> Result<u64> {
+        self.rx.recv_to_writer(out, limit)
+    }
+}
+
+/// A temporary file beside its destination, removed when dropped unless persisted.
+struct TempFile {
+    file: File,
+    path: PathBuf,
+    persisted: bool,
+}
+
+impl TempFile {
+    /// Creates `.<name>.<random>.part` in `dest`'s directory: a new file (never an existing
+    /// one, so no symlink or other file is followed), mode 0o600, close-on-exec (as every
+    /// file std opens).
+    fn beside(dest: &Path) -> Result<TempFile> {
+        let name = dest.file_name().ok_or_else(|| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} names no file", dest.display()),
+            ))
+        })?;
+        let mut rnd = [0u8; 8];
+        getrandom::fill(&mut rnd).map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{:016x}.part", u64::from_ne_bytes(rnd)));
+        let path = dest.with_file_name(tmp_name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok(TempFile {
+            file,
+            path,
+            persisted: false,
+        })
+    }
+
+    /// Syncs the file and renames it to `dest`.
+    fn persist(&mut self, dest: &Path) -> Result<()> {
+        self.file.sync_all()?;
+        fs::rename(&self.path, dest)?;
+        self.persisted = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}

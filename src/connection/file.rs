@@ -1,0 +1,189 @@
+//! Whole files as single messages, at the frame level.
+//!
+//! Sending: the frame header goes out first, then the file's bytes with `sendfile(2)`, which
+//! the kernel copies from the page cache to the socket or pipe without passing them through
+//! user space (Linux). Where `sendfile` is unavailable or refuses the pair of descriptors,
+//! the bytes are read in [`CHUNK`]-sized pieces and written. A file that turns out shorter
+//! than the length announced in the header (it shrank while being sent) cannot be finished:
+//! the writer is then broken for good (a socket is shut down for writing, so the peer's
+//! receive ends with `Error::Truncated`), and every later send fails instead of putting
+//! bytes on a misaligned stream.
+//!
+//! Receiving: the payload goes from the kernel to the read buffer to the destination in
+//! pieces of at most the buffer's size, so memory stays bounded whatever the file's size.
+
+use std::fs::File;
+use std::io::{self, IoSlice, Write};
+use std::os::fd::AsFd;
+
+use super::{FdKind, Reader, Writer};
+use crate::error::{Error, Result};
+use crate::frame::Header;
+use crate::sigpipe;
+
+/// The piece size of the read-and-write fallback, and the most one `sendfile` call moves.
+const CHUNK: usize = 256 << 10;
+
+/// The most one `sendfile` call is asked to move (Linux moves at most `0x7ffff000`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SENDFILE_MAX: u64 = 1 << 30;
+
+impl Writer {
+    /// Sends the first `len` bytes of `file` as one frame.
+    pub(crate) fn send_file(&mut self, file: &File, len: u64) -> Result<()> {
+        self.finish_unsent()?;
+        let header = Header::for_payload(len).encode();
+        self.write_all(&mut [IoSlice::new(&header)])?;
+        self.copy_file(file, len)
+            .inspect_err(|_| self.break_stream())
+    }
+
+    /// Marks the writer unusable after a frame was left unfinished, and shuts a socket down
+    /// for writing so that the peer sees the stream end inside the message.
+    fn break_stream(&mut self) {
+        self.broken = true;
+        if self.kind == FdKind::Socket {
+            let _ = rustix::net::shutdown(&*self.fd, rustix::net::Shutdown::Write);
+        }
+    }
+
+    /// Copies `len` bytes of `file` from offset 0 to the descriptor.
+    fn copy_file(&self, file: &File, len: u64) -> Result<()> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let offset = match self.sendfile(file, len) {
+            Ok(()) => return Ok(()),
+            Err(Stop::Refused) => 0,
+            Err(Stop::Failed(e)) => return Err(e),
+        };
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let offset = 0;
+        self.copy_by_reading(file, offset, len)
+    }
+
+    /// Copies with `sendfile`; [`Stop::Refused`] when the kernel refuses it for these
+    /// descriptors (a file system without `splice` support, say).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn sendfile(&self, file: &File, len: u64) -> Result<(), Stop> {
+        let mut offset = 0u64;
+        while offset < len {
+            let count = (len - offset).min(SENDFILE_MAX) as usize;
+            let sent = self.guard_sigpipe(|| {
+                rustix::fs::sendfile(&*self.fd, file, Some(&mut offset), count)
+                    .map_err(io::Error::from)
+            });
+            match sent {
+                Ok(0) => return Err(Stop::Failed(shrunk(offset, len))),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_unsupported(&e) && offset == 0 => return Err(Stop::Refused),
+                Err(e) => return Err(Stop::Failed(e.into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies by reading pieces of [`CHUNK`] bytes at explicit offsets and writing them.
+    fn copy_by_reading(&self, file: &File, mut offset: u64, len: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; CHUNK.min(len.saturating_sub(offset) as usize)];
+        while offset < len {
+            let want = (len - offset).min(buf.len() as u64) as usize;
+            let n = match file.read_at(&mut buf[..want], offset) {
+                Ok(0) => return Err(shrunk(offset, len)),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.write_all(&mut [IoSlice::new(&buf[..n])])?;
+            offset += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Runs a write that may raise `SIGPIPE` (`sendfile` has no `MSG_NOSIGNAL`) with the
+    /// signal blocked, unless the process ignores it anyway.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn guard_sigpipe(&self, write: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+        if sigpipe::is_ignored() {
+            write()
+        } else {
+            sigpipe::with_sigpipe_blocked(write)
+        }
+    }
+}
+
+/// Why `sendfile` stopped early.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+enum Stop {
+    /// The kernel refuses `sendfile` for these descriptors before anything was copied:
+    /// copy by reading instead.
+    Refused,
+    /// A real failure.
+    Failed(Error),
+}
+
+/// Whether `sendfile` refused the pair of descriptors (rather than failing to write).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn is_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::ESPIPE)
+    )
+}
+
+/// The error for a file that ended at `offset`, before the `len` bytes its header announced.
+fn shrunk(offset: u64, len: u64) -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!(
+            "file ended after {offset} of the {len} bytes announced (it shrank while being sent); \
+             the connection can no longer send"
+        ),
+    ))
+}
+
+impl Reader {
+    /// Receives one message of at most `limit` bytes (which may exceed the maximum message
+    /// size) and writes its payload to `out` in pieces of at most the read buffer's size.
+    ///
+    /// When `out` fails, the rest of the payload is still read (and dropped), so the stream
+    /// stays aligned at the next message; then `out`'s error is returned.
+    pub(crate) fn recv_to(&mut self, limit: u64, out: &mut dyn Write) -> Result<u64> {
+        let header = self.next_header_within(limit)?;
+        let len = header.payload_len();
+        let mut done = 0u64;
+        let mut failed = None;
+        while done < len {
+            if self.pos == self.end {
+                self.pos = 0;
+                self.end = 0;
+                let want = (len - done).min(self.buf.len() as u64) as usize;
+                let n = self
+                    .anc
+                    .read_blocking(self.fd.as_fd(), &mut self.buf[..want])?;
+                if n == 0 {
+                    let received = header.header_len() as u64 + done;
+                    return Err(self.eof(received, header.frame_len()));
+                }
+                self.end = n;
+            }
+            let n = (self.end - self.pos).min((len - done) as usize);
+            if failed.is_none() {
+                failed = out.write_all(&self.buf[self.pos..self.pos + n]).err();
+            }
+            self.pos += n;
+            done += n as u64;
+        }
+        self.finish_message();
+        failed.map_or(Ok(len), |e| Err(e.into()))
+    }
+
+    /// Reads the next header, refusing (as `MessageTooLarge`) a payload above `limit`
+    /// instead of the receiver's own maximum.
+    fn next_header_within(&mut self, limit: u64) -> Result<Header> {
+        let max = std::mem::replace(&mut self.max, limit);
+        let header = self.next_header();
+        self.max = max;
+        header
+    }
+}
