@@ -316,23 +316,21 @@ impl Reader {
 
     /// Reads the payload of `header` into the first `len` bytes of `buf`, growing `buf` as
     /// the bytes arrive: at once up to its current size or [`EAGER_ALLOC`], then doubling.
+    /// The first step always runs, so an empty payload also sizes `buf` and finishes its
+    /// message (handing out its descriptors).
     fn read_growing(&mut self, header: Header, buf: &mut impl Grow) -> Result<()> {
         let len = header.payload_len() as usize; // <= max
+        let mut end = len.min(buf.size().max(EAGER_ALLOC));
         let mut done = 0;
-        while done < len {
-            let end = if done == 0 {
-                len.min(buf.size().max(EAGER_ALLOC))
-            } else {
-                len.min(done.saturating_mul(2))
-            };
+        loop {
             let dst = buf.grow_to(end);
             self.read_payload(header, done, &mut dst[done..end])?;
+            if end == len {
+                return Ok(());
+            }
             done = end;
+            end = len.min(done.saturating_mul(2));
         }
-        if len == 0 {
-            buf.grow_to(0);
-        }
-        Ok(())
     }
 
     /// Receives the payload of `header` as a new `Vec`, allocated as [`read_growing`]

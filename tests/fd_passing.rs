@@ -249,6 +249,23 @@ fn marker() -> OwnedFd {
 }
 
 #[test]
+fn an_empty_message_hands_its_descriptors_to_every_kind_of_receive() {
+    let _serial = serial();
+    bounded(|| {
+        let (a, b) = procwire::duplex::<Vec<u8>, Vec<u8>>().unwrap();
+        let m = marker();
+        for _ in 0..2 {
+            a.send_bytes_with_fds(b"", &[m.as_fd()]).unwrap();
+        }
+        let (bytes, fds) = b.recv_bytes_with_fds().unwrap();
+        assert_eq!((bytes.len(), fds.len()), (0, 1), "recv_bytes_with_fds");
+        assert_eq!(inode(&fds[0]), inode(&m));
+        let err = b.recv_with_fds().unwrap_err(); // an empty payload is no postcard Vec
+        assert!(matches!(err, Error::Decode(_)), "{err:?}");
+    });
+}
+
+#[test]
 fn each_message_gets_exactly_its_own_descriptors_when_many_are_read_at_once() {
     let _serial = serial();
     bounded(|| {
