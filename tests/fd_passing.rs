@@ -13,49 +13,14 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use procwire::{Client, Connection, Error, Listener, MAX_FDS_PER_MESSAGE};
+use util::child::{assert_exited_ok, child, is_child, wait_for};
 use util::{assert_err, bounded, is_cloexec, open_fds, SOON};
-
-/// Set in the environment of a child started by [`child`].
-const CHILD_ENV: &str = "PROCWIRE_TEST_CHILD";
-
-fn is_child() -> bool {
-    std::env::var_os(CHILD_ENV).is_some()
-}
-
-/// A command that re-runs this test binary to run only the test `name`, as a child.
-fn child(name: &str) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    cmd
-}
-
-/// Waits for `child` to exit successfully, killing it and failing after `limit`.
-fn assert_child_succeeds(child: procwire::Child, limit: Duration) {
-    let mut child: std::process::Child = child.into();
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            assert!(status.success(), "child failed: {status:?}");
-            return;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child did not exit within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
 
 /// Serialises the tests of this binary (see the module docs).
 fn serial() -> MutexGuard<'static, ()> {
@@ -121,7 +86,7 @@ fn a_pipe_end_and_a_file_passed_to_a_child_work_there() {
             .unwrap();
         drop(write);
         assert_eq!(conn.recv_timeout(SOON).unwrap(), "done");
-        assert_child_succeeds(child, SOON);
+        assert_exited_ok(wait_for(child, SOON));
         let mut piped = String::new();
         File::from(read).read_to_string(&mut piped).unwrap();
         assert_eq!(piped, "HELLO FROM THE PARENT; ");
@@ -157,7 +122,7 @@ fn a_connection_passed_to_a_child_works_there() {
             assert_eq!(client.recv_timeout(SOON).unwrap(), word.to_uppercase());
         }
         drop(client); // the child's iterator ends, and it exits
-        assert_child_succeeds(child, SOON);
+        assert_exited_ok(wait_for(child, SOON));
     });
 }
 
@@ -482,6 +447,6 @@ fn descriptors_the_receiver_has_no_room_for_are_an_error_and_none_is_left_open()
         conn.poll(Some(SOON)).unwrap();
         assert_eq!(conn.recv_bytes_into(&mut ok).unwrap(), 2);
         assert_eq!(&ok, b"ok");
-        assert_child_succeeds(child, SOON);
+        assert_exited_ok(wait_for(child, SOON));
     });
 }

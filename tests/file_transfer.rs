@@ -7,14 +7,13 @@ mod util;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use procwire::{Connection, Error};
+use util::child::{child, is_child};
 use util::{assert_err, bounded, raw, SOON};
 
-const CHILD_ENV: &str = "PROCWIRE_TEST_CHILD";
 const DEST_ENV: &str = "PROCWIRE_TEST_DEST";
 
 /// A fresh private directory for one test, removed by the guard.
@@ -97,7 +96,7 @@ fn peak_rss() -> u64 {
 
 #[test]
 fn child_receives_a_file_and_reports_its_peak_memory() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    if !is_child() {
         return;
     }
     let conn = procwire::from_parent::<(u64, u64), ()>().unwrap();
@@ -113,17 +112,8 @@ fn a_1_gib_file_arrives_identical_while_the_receiver_stays_under_64_mib() {
         let dir = TempDir::new("gib");
         let (src, dest) = (dir.path("src.bin"), dir.path("dest.bin"));
         write_pattern(&src, LEN);
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([
-            "--exact",
-            "child_receives_a_file_and_reports_its_peak_memory",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "1")
-        .env(DEST_ENV, &dest)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        let mut cmd = child("child_receives_a_file_and_reports_its_peak_memory");
+        cmd.env(DEST_ENV, &dest);
         let (mut child, conn) = procwire::spawn::<(), (u64, u64)>(cmd).unwrap();
         let start = Instant::now();
         assert_eq!(conn.send_file(&File::open(&src).unwrap()).unwrap(), LEN);

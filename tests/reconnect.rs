@@ -8,14 +8,14 @@ use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use procwire::{serve, Client, Listener, ReconnectBuilder, RpcConnection};
+use util::child::{child, is_child};
 use util::{bounded, SOON};
 
-const CHILD_ENV: &str = "PROCWIRE_TEST_CHILD";
 const ADDR_ENV: &str = "PROCWIRE_TEST_ADDR";
 const LOG_ENV: &str = "PROCWIRE_TEST_LOG";
 const KEY: &str = "reconnect test key";
@@ -25,7 +25,7 @@ type Conn = RpcConnection<(bool, u64), u64>;
 
 #[test]
 fn child_logging_server() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    if !is_child() {
         return;
     }
     let addr = std::env::var(ADDR_ENV).unwrap();
@@ -65,18 +65,9 @@ impl Drop for Server {
 }
 
 fn start_server(addr: &Path, log: &Path) -> Server {
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_logging_server",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "1")
+    let child = child("child_logging_server")
         .env(ADDR_ENV, addr)
         .env(LOG_ENV, log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .spawn()
         .unwrap();
     Server(child)

@@ -10,13 +10,12 @@ mod util;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 use procwire::{Connection, Error, SharedArray, SharedArrayMut};
 use rustix::fs::{MemfdFlags, SealFlags};
+use util::child::{assert_exited_ok, child, is_child, wait_for};
 use util::{assert_err, bounded, open_fds, SOON};
 
 fn serial() -> MutexGuard<'static, ()> {
@@ -305,11 +304,9 @@ fn arrays_cannot_be_sent_over_a_pipe() {
     assert_eq!(rx.recv_bytes().unwrap(), b"ok");
 }
 
-const CHILD_ENV: &str = "PROCWIRE_TEST_CHILD";
-
 #[test]
 fn child_sums_a_shared_array() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    if !is_child() {
         return;
     }
     let conn = procwire::from_parent::<f64, ()>().unwrap();
@@ -321,22 +318,11 @@ fn child_sums_a_shared_array() {
 fn an_array_sent_to_a_child_process_is_read_there() {
     let _serial = serial();
     bounded(|| {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", "child_sums_a_shared_array", "--test-threads=1"])
-            .env(CHILD_ENV, "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        let (child, conn) = procwire::spawn::<(), f64>(cmd).unwrap();
+        let (child, conn) = procwire::spawn::<(), f64>(child("child_sums_a_shared_array")).unwrap();
         let data: Vec<f64> = (0..1_000_000).map(f64::from).collect();
         conn.send_array(&SharedArray::from_slice(&data).unwrap())
             .unwrap();
         assert_eq!(conn.recv_timeout(SOON).unwrap(), 499_999_500_000.0);
-        let mut child: std::process::Child = child.into();
-        let deadline = Instant::now() + SOON;
-        while child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "child did not exit");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert!(child.wait().unwrap().success());
+        assert_exited_ok(wait_for(child, SOON));
     });
 }
