@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use procwire::{server_handshake, Address, AuthKey, Client, Error, Listener};
-use util::{assert_times_out, bounded, SOON};
+use util::{assert_times_out, bounded, frame, SOON};
 
 const KEY: &str = "the right key";
 
@@ -40,10 +40,6 @@ fn slowloris(mut peer: TcpStream, bytes: Vec<u8>) -> thread::JoinHandle<usize> {
         }
         sent
     })
-}
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    util::frame(payload)
 }
 
 #[test]

@@ -1,13 +1,13 @@
 //! Targets over both sides of the authentication handshake, against arbitrary peer bytes.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use std::io::Read;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use procwire::{client_handshake, server_handshake, AuthKey, Connection, Error};
 
-use crate::peer::parse;
+use crate::peer::{parse, write_what_fits};
 use crate::Knobs;
 
 /// Longer than any handshake can take once the peer has closed its side: reaching it
@@ -73,22 +73,9 @@ fn handshake(
     );
     drop(ours);
     let mut sent = Vec::new();
-    match peer.read_to_end(&mut sent) {
-        Ok(_) => {}
-        Err(e) => panic!("reading what the handshake sent: {e}"),
-    }
+    peer.read_to_end(&mut sent)
+        .expect("reading what the handshake sent");
     (result, sent)
-}
-
-fn write_what_fits(w: &mut File, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        match w.write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-            Err(e) => panic!("raw write failed: {e}"),
-        }
-    }
 }
 
 fn assert_failed(result: Result<(), Error>) {

@@ -49,21 +49,16 @@ impl Peer {
 
     /// Writes `bytes` without blocking; once the transport is full nothing more is written,
     /// and [`written`](Peer::written) says what was.
-    pub(crate) fn write(&mut self, mut bytes: &[u8]) {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         let Some(w) = self.writer.as_mut() else {
             return;
         };
-        while !bytes.is_empty() && !self.stalled {
-            match w.write(bytes) {
-                Ok(n) => {
-                    self.written.extend_from_slice(&bytes[..n]);
-                    bytes = &bytes[n..];
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => self.stalled = true,
-                Err(e) => panic!("raw write failed: {e}"),
-            }
+        if self.stalled {
+            return;
         }
+        let n = write_what_fits(w, bytes);
+        self.written.extend_from_slice(&bytes[..n]);
+        self.stalled = n < bytes.len();
     }
 
     /// Ends the stream: the receiver sees end of file after the bytes written.
@@ -74,6 +69,20 @@ impl Peer {
             }
         }
     }
+}
+
+/// Writes as much of `bytes` to the non-blocking `w` as fits; returns how much that was.
+pub(crate) fn write_what_fits(w: &mut File, bytes: &[u8]) -> usize {
+    let mut done = 0;
+    while done < bytes.len() {
+        match w.write(&bytes[done..]) {
+            Ok(n) => done += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("raw write failed: {e}"),
+        }
+    }
+    done
 }
 
 fn dup(fd: impl AsFd) -> File {
