@@ -5,7 +5,7 @@
 //! - `raw`: `send_bytes(&samples)` and `recv_bytes_into` a preallocated `[f64]`, the
 //!   baseline (no `id`, no encoding);
 //! - `postcard`: typed `send` and `recv` with the default codec (serde, element by element);
-//! - `rkyv_archived`: typed `send` with [`procwire::Rkyv`] and `recv_archived`, which
+//! - `rkyv_archived`: typed `send` with [`procwire::codec::Rkyv`] and `recv_archived`, which
 //!   validates the archive in the receiver's buffer and reads `id` and a few samples in place;
 //! - `rkyv_deserialize`: the same send, and `recv`, which deserialises to a new `Msg`;
 //! - `ipc_channel`: servo's `ipc-channel`, an `IpcSender<Vec<f64>>` (bincode through serde)
@@ -41,7 +41,8 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use ipc_channel::ipc;
-use procwire::{Connection, Rkyv};
+use procwire::codec::Rkyv;
+use procwire::Connection;
 use serde::{Deserialize, Serialize};
 
 const SAMPLES: usize = 2_000_000;

@@ -2,7 +2,7 @@
 //!
 //! A server commanding a fleet of drones, each a child process (the seed protocol's use
 //! case, typed). The drones connect to the server's authenticated TCP listener and serve
-//! the `Drone` protocol declared with `procwire::dispatch!`; the server holds a `Requester`
+//! the `Drone` protocol declared with `procwire::rpc::dispatch!`; the server holds a `Requester`
 //! per drone and
 //!
 //! 1. asks each drone who it is and sends it a one-way `TakeOff` command;
@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use procwire::{serve, BoxError, Call, Client, Error, Listener, Reply, Requester, RpcConnection};
+use procwire::rpc::{serve, BoxError, Call, Reply, Requester, RpcConnection};
+use procwire::{Client, Error, Listener};
 
-procwire::dispatch! {
+procwire::rpc::dispatch! {
     /// What a drone does when told.
     pub trait Drone, client DroneClient {
         enum DroneRequest, DroneResponse;

@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::error::{Error, Result};
 
 /// The longest filesystem path a Unix socket address holds (`sun_path` less its NUL).
-pub const MAX_UNIX_PATH: usize = 107;
+pub(crate) const MAX_UNIX_PATH: usize = 107;
 
 /// An address family: what kind of [`Address`] to make with [`Address::arbitrary`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +76,10 @@ pub enum Address {
 }
 
 impl Address {
+    /// The longest file-system path a Unix socket address holds: 107 bytes (`sun_path`
+    /// less its NUL); abstract names have the same limit.
+    pub const MAX_UNIX_PATH: usize = MAX_UNIX_PATH;
+
     /// A fresh address of `family` for a listener: TCP `127.0.0.1:0` (the OS picks the
     /// port), or a Unix socket inside a new private (mode 0700) directory under the
     /// temporary directory. A [`Listener`](crate::Listener) bound to such a Unix address

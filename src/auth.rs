@@ -205,7 +205,8 @@ impl From<String> for AuthKey {
 ///
 /// ```
 /// use std::time::Duration;
-/// use procwire::{client_handshake, server_handshake, AuthKey};
+/// use procwire::AuthKey;
+/// use procwire::auth::{client_handshake, server_handshake};
 ///
 /// let (server, client) = procwire::duplex::<(), ()>()?;
 /// let key = AuthKey::from("secret-key");
@@ -250,7 +251,8 @@ pub fn server_handshake<S, R, C>(
 ///
 /// ```
 /// use std::time::Duration;
-/// use procwire::{client_handshake, server_handshake, AuthKey, Error};
+/// use procwire::{AuthKey, Error};
+/// use procwire::auth::{client_handshake, server_handshake};
 ///
 /// let (server, client) = procwire::duplex::<(), ()>()?;
 /// let accept = std::thread::spawn(move || {
@@ -297,7 +299,8 @@ pub fn client_handshake<S, R, C>(
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use procwire::{answer_challenge, deliver_challenge, AuthKey};
+/// use procwire::AuthKey;
+/// use procwire::auth::{answer_challenge, deliver_challenge};
 ///
 /// let (a, b) = procwire::duplex::<(), ()>()?;
 /// let key = AuthKey::from(b"secret-key");
@@ -343,7 +346,8 @@ pub fn deliver_challenge<S, R, C>(
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use procwire::{answer_challenge, deliver_challenge, AuthKey, Error};
+/// use procwire::{AuthKey, Error};
+/// use procwire::auth::{answer_challenge, deliver_challenge};
 ///
 /// let (a, b) = procwire::duplex::<(), ()>()?;
 /// let deadline = Instant::now() + Duration::from_secs(5);

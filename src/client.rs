@@ -1,24 +1,19 @@
 //! [`Client`]: connects to a [`Listener`](crate::Listener)'s [`Address`], running the client
 //! side of the authentication handshake when it has a key.
 
-use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
+use socket2::TcpKeepalive;
 
 use crate::address::Address;
 use crate::auth::{client_handshake, AuthKey};
 use crate::channel::Connection;
 use crate::error::{Error, Result};
+use crate::frame::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::listener::DEFAULT_HANDSHAKE_TIMEOUT;
+use crate::transport::{self, TcpOptions};
 #[cfg(feature = "postcard")]
 use crate::Postcard;
-use crate::DEFAULT_MAX_MESSAGE_SIZE;
-
-/// The default time [`Client::connect`] keeps trying: 5 seconds.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects to listeners; see [`Client::builder`] for the options.
 ///
@@ -75,8 +70,8 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
             authkey: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            connect_timeout: ClientBuilder::DEFAULT_CONNECT_TIMEOUT,
+            handshake_timeout: ClientBuilder::DEFAULT_HANDSHAKE_TIMEOUT,
             nodelay: true,
             keepalive: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
@@ -85,6 +80,12 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
+    /// The default time [`connect`](ClientBuilder::connect) keeps trying: 5 seconds.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// The default time the handshake may take: 5 seconds.
+    pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = DEFAULT_HANDSHAKE_TIMEOUT;
+
     /// Authenticate with `key` (CPython's mutual HMAC handshake). An empty key is a real
     /// key.
     pub fn authkey(mut self, key: impl Into<AuthKey>) -> Self {
@@ -92,7 +93,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How long to keep trying to connect ([`DEFAULT_CONNECT_TIMEOUT`] unless set). A Unix
+    /// How long to keep trying to connect ([`DEFAULT_CONNECT_TIMEOUT`](ClientBuilder::DEFAULT_CONNECT_TIMEOUT)
+    /// unless set). A Unix
     /// socket that does not exist yet or refuses is retried until then, so a client may
     /// start before its listener; a refused TCP connection fails at once.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -100,7 +102,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How long the handshake may take ([`DEFAULT_HANDSHAKE_TIMEOUT`] unless set).
+    /// How long the handshake may take ([`DEFAULT_HANDSHAKE_TIMEOUT`](ClientBuilder::DEFAULT_HANDSHAKE_TIMEOUT)
+    /// unless set).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -188,16 +191,12 @@ impl ClientBuilder {
     {
         let addr = addr.try_into()?;
         let deadline = Instant::now() + self.connect_timeout;
-        let socket = match &addr {
-            Address::Tcp(_) | Address::TcpHost { .. } => self.connect_tcp(&addr, deadline)?,
-            Address::Unix(path) => connect_unix(&addr, &SockAddr::unix(path)?, deadline)?,
-            Address::Abstract(name) => connect_unix(&addr, &abstract_sockaddr(name)?, deadline)?,
-            Address::Fifo(path) => {
-                let pair = crate::transport::fifo::connect(path, deadline)?;
-                return self.finish(Connection::from_pipes(pair.read, pair.write, codec));
-            }
+        let tcp = TcpOptions {
+            nodelay: self.nodelay,
+            keepalive: self.keepalive.clone(),
         };
-        self.finish(Connection::from_socket(OwnedFd::from(socket), codec))
+        let stream = transport::connect(&addr, &tcp, deadline)?;
+        self.finish(Connection::from_stream(stream, codec))
     }
 
     /// Applies the connection options and, with a key, authenticates.
@@ -208,101 +207,4 @@ impl ClientBuilder {
         }
         Ok(conn)
     }
-
-    fn connect_tcp(&self, addr: &Address, deadline: Instant) -> Result<Socket> {
-        let mut last = None;
-        for sa in resolve(addr)? {
-            let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                break;
-            }
-            match socket.connect_timeout(&sa.into(), remaining) {
-                Ok(()) => {
-                    socket.set_tcp_nodelay(self.nodelay)?;
-                    if let Some(ka) = &self.keepalive {
-                        socket.set_keepalive(true)?;
-                        socket.set_tcp_keepalive(ka)?;
-                    }
-                    return Ok(socket);
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let out_of_time = !matches!(&last, Some(e) if e.kind() != io::ErrorKind::TimedOut);
-        Err(connect_failed(addr, last, out_of_time))
-    }
-}
-
-fn connect_unix(addr: &Address, sa: &SockAddr, deadline: Instant) -> Result<Socket> {
-    let mut pause = Duration::from_millis(1);
-    loop {
-        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
-        // A Unix connect completes at once or fails at once: with `EAGAIN` when the
-        // listener's backlog is full (which `connect_timeout` would misreport as a hang-up
-        // of the unconnected socket), so it is retried here like a refusal.
-        socket.set_nonblocking(true)?;
-        let err = match socket.connect(sa) {
-            Ok(()) => {
-                socket.set_nonblocking(false)?;
-                return Ok(socket);
-            }
-            Err(e) => e,
-        };
-        let retry = matches!(
-            err.kind(),
-            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused | io::ErrorKind::WouldBlock
-        );
-        if !retry {
-            return Err(connect_failed(addr, Some(err), false));
-        }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(connect_failed(addr, Some(err), true));
-        }
-        std::thread::sleep(pause.min(remaining));
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
-
-/// The error for a connection that could not be made: `err`'s kind, or `TimedOut` when the
-/// connect timeout ran out, with the address and the underlying failure in the message.
-fn connect_failed(addr: &Address, err: Option<io::Error>, out_of_time: bool) -> Error {
-    let kind = match &err {
-        Some(e) if !out_of_time => e.kind(),
-        _ => io::ErrorKind::TimedOut,
-    };
-    let msg = match err {
-        Some(e) if out_of_time => format!("cannot connect to {addr} in time: {e}"),
-        Some(e) => format!("cannot connect to {addr}: {e}"),
-        None => format!("cannot connect to {addr} in time"),
-    };
-    Error::Io(io::Error::new(kind, msg))
-}
-
-/// The socket addresses of a TCP address.
-pub(crate) fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
-    match addr {
-        Address::Tcp(sa) => Ok(vec![*sa]),
-        Address::TcpHost { host, port } => Ok((host.as_str(), *port).to_socket_addrs()?.collect()),
-        other => Err(Error::Io(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{other} is not a TCP address"),
-        ))),
-    }
-}
-
-/// The socket address of a Linux abstract name.
-pub(crate) fn abstract_sockaddr(name: &[u8]) -> Result<SockAddr> {
-    if !cfg!(any(target_os = "linux", target_os = "android")) {
-        return Err(Error::Io(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "abstract socket addresses exist on Linux only",
-        )));
-    }
-    use std::os::unix::ffi::OsStrExt;
-    let mut raw = Vec::with_capacity(name.len() + 1);
-    raw.push(0);
-    raw.extend_from_slice(name);
-    Ok(SockAddr::unix(std::ffi::OsStr::from_bytes(&raw))?)
 }

@@ -3,10 +3,6 @@
 use std::fmt;
 use std::io;
 
-/// A boxed error from a codec, kept as the [`source`](std::error::Error::source) of
-/// [`Error::Encode`] and [`Error::Decode`].
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
 /// Everything that can go wrong on a procwire connection.
 ///
 /// The variants are the outcomes a caller can act on. Which ones leave the connection
@@ -68,10 +64,10 @@ pub enum Error {
     /// which counts as received. The next message is still readable.
     BufferTooShort(Vec<u8>),
     /// The codec could not encode a value; nothing was sent.
-    Encode(BoxError),
+    Encode(Box<dyn std::error::Error + Send + Sync>),
     /// The codec could not decode a message; the message was consumed and the next one is
     /// still readable.
-    Decode(BoxError),
+    Decode(Box<dyn std::error::Error + Send + Sync>),
     /// The peer broke the framing protocol (for example a negative length other than the
     /// `-1` escape), or receiving was disabled by an earlier such error.
     Protocol(String),
@@ -104,7 +100,7 @@ pub enum Error {
     AuthenticationFailed(String),
     /// File descriptors could not be passed or used: the connection cannot carry them (a
     /// pipe, a FIFO or TCP: only Unix-domain sockets can), a message would carry more than
-    /// [`MAX_FDS_PER_MESSAGE`](crate::MAX_FDS_PER_MESSAGE), some that were sent could not be
+    /// [`MAX_FDS_PER_MESSAGE`](crate::frame::MAX_FDS_PER_MESSAGE), some that were sent could not be
     /// received (`MSG_CTRUNC`), or a received descriptor is not what the receive expects
     /// (a shared array that is not a sealed memfd of the announced size, a connection that
     /// is not a stream socket). The text says which.
@@ -113,7 +109,7 @@ pub enum Error {
     /// and closed every descriptor that came with it.
     Descriptors(String),
     /// The peer's handler for a request returned this error (see
-    /// [`Requester::request`](crate::Requester::request)); the connection carries on.
+    /// [`Requester::request`](crate::rpc::Requester::request)); the connection carries on.
     Remote(String),
     /// An operating-system error. Sending to a peer that is gone gives the kinds
     /// `BrokenPipe` or `ConnectionReset`, never a `SIGPIPE`.

@@ -6,56 +6,40 @@ compile_error!(
     "procwire supports Linux and other Unix systems only; Windows named pipes are not implemented"
 );
 
+// The layers, lowest first; a module imports only those above it in this list (see
+// README.md, "Architecture").
 mod address;
-mod auth;
+pub mod auth;
 mod channel;
 mod client;
 pub mod codec;
-mod connection;
 mod error;
-mod frame;
+pub mod frame;
 mod listener;
+mod message;
 mod process;
-mod reconnect;
-mod rpc;
+pub mod rpc;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod shm;
-mod sigpipe;
 mod transport;
 mod wait;
 
-#[cfg(feature = "json")]
-pub use crate::codec::Json;
 #[cfg(feature = "postcard")]
-pub use crate::codec::Postcard;
-#[cfg(feature = "rkyv")]
-pub use crate::codec::{ArchiveGuard, Rkyv};
-#[cfg(feature = "pickle")]
-pub use crate::codec::{
-    Pickle, DEFAULT_PICKLE_DEPTH, DEFAULT_PICKLE_EXPANSION, DEFAULT_PICKLE_SIZE,
-};
+pub use crate::channel::{duplex, pipe};
+#[cfg(feature = "postcard")]
+pub use crate::codec::postcard::Postcard;
 #[cfg(feature = "postcard")]
 pub use crate::process::{from_parent, spawn};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use crate::shm::{SharedArray, SharedArrayMut};
-#[cfg(feature = "postcard")]
-pub use crate::transport::{duplex, pipe};
 pub use crate::{
-    address::{Address, Family, MAX_UNIX_PATH},
-    auth::{answer_challenge, client_handshake, deliver_challenge, server_handshake, AuthKey},
-    channel::{Connection, Iter, Receiver, Sender},
-    client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT},
-    codec::Codec,
-    connection::{DEFAULT_MAX_MESSAGE_SIZE, MAX_FDS_PER_MESSAGE},
-    error::{BoxError, Error, Result},
-    frame::{EncodedHeader, Header, MAX_HEADER_LEN},
-    listener::{Listener, ListenerBuilder, DEFAULT_BACKLOG, DEFAULT_HANDSHAKE_TIMEOUT},
-    process::{from_parent_with, spawn_with, Child, PARENT_FD_ENV},
-    reconnect::{ReconnectBuilder, DEFAULT_FIRST_BACKOFF, DEFAULT_MAX_BACKOFF},
-    rpc::{
-        serve, serve_concurrent, Attachment, Call, Envelope, MsgId, Pending, RemoteError, Reply,
-        Requester, RpcConnection,
-    },
-    transport::{duplex_with, pipe_with},
+    address::{Address, Family},
+    auth::AuthKey,
+    channel::{duplex_with, pipe_with, Connection, Iter, Receiver, Sender},
+    client::{Client, ClientBuilder},
+    codec::api::Codec,
+    error::{Error, Result},
+    listener::{Listener, ListenerBuilder},
+    process::{from_parent_with, spawn_with, Child},
     wait::{wait, InsertError, WaitSet, WaitSource, Waitable},
 };

@@ -2,7 +2,7 @@
 //!
 //! The parent makes a `socketpair`, and the child inherits its end as a descriptor: no
 //! filesystem, no network. The descriptor's number and the socket's inode go to the child in
-//! the environment variable [`PARENT_FD_ENV`]; [`from_parent`] checks both before claiming
+//! the environment variable [`Child::PARENT_FD_ENV`]; [`from_parent`] checks both before claiming
 //! the descriptor, so a grandchild that inherited the variable cannot pick up an unrelated
 //! descriptor by mistake. Every other descriptor procwire makes is close-on-exec, and the
 //! child's end is made close-on-exec again as soon as the child claims it.
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::channel::Connection;
 use crate::error::{Error, Result};
-use crate::transport::socketpair;
+use crate::transport::{socketpair, Kind};
 #[cfg(feature = "postcard")]
 use crate::Postcard;
 
@@ -27,7 +27,7 @@ mod child;
 pub use self::child::Child;
 
 /// The environment variable through which [`spawn`] tells the child where its connection is.
-pub const PARENT_FD_ENV: &str = "PROCWIRE_FD";
+pub(crate) const PARENT_FD_ENV: &str = "PROCWIRE_FD";
 
 static CLAIMED: AtomicBool = AtomicBool::new(false);
 
@@ -89,7 +89,10 @@ pub fn spawn_with<S, R, C: Clone>(
     }
     let child = cmd.spawn()?;
     drop(theirs);
-    Ok((Child::new(child), Connection::from_socket(ours, codec)))
+    Ok((
+        Child::new(child),
+        Connection::from_socket(ours, Kind::Unix, codec),
+    ))
 }
 
 /// In a child started by [`spawn`], claims the connection to the parent (default codec).
@@ -139,7 +142,8 @@ pub fn from_parent_with<S, R, C: Clone>(codec: C) -> Result<Connection<S, R, C>>
         )));
     }
     let owned = claim(fd, ino).inspect_err(|_| CLAIMED.store(false, Ordering::Release))?;
-    Ok(Connection::from_socket(owned, codec))
+    // The parent's end of a `socketpair` (checked by `claim`).
+    Ok(Connection::from_socket(owned, Kind::Unix, codec))
 }
 
 fn not_found(msg: String) -> Error {

@@ -18,8 +18,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use bytemuck::Pod;
 
-use crate::channel::{Connection, Receiver, Sender};
 use crate::error::{Error, Result};
+use crate::message::{MessageReceiver, MessageSender, Reader, Wait};
 
 mod memfd;
 
@@ -293,100 +293,44 @@ impl<T: Pod> fmt::Debug for SharedArray<T> {
     }
 }
 
-impl<T, C> Sender<T, C> {
-    /// Sends a shared-memory array: the peer's [`recv_array`](Receiver::recv_array) maps
-    /// the same memory, so no element is copied, however long the array.
-    ///
-    /// One small message goes out with the array's memfd attached (see
-    /// [`send_with_fds`](Sender::send_with_fds)); this process keeps its array and may
-    /// send it again or drop it.
-    ///
-    /// # Errors
-    ///
-    /// As [`send_bytes_with_fds`](Sender::send_bytes_with_fds): [`Error::Descriptors`]
-    /// when the connection cannot carry descriptors.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (tx, rx) = procwire::duplex::<(), ()>()?;
-    /// let mut a = procwire::SharedArrayMut::<f32>::new(4)?;
-    /// a.fill(0.5);
-    /// tx.send_array(&a.seal()?)?;
-    /// assert_eq!(rx.recv_array::<f32>()?.iter().sum::<f32>(), 2.0);
-    /// # Ok::<(), procwire::Error>(())
-    /// ```
-    pub fn send_array<A: Pod>(&self, array: &SharedArray<A>) -> Result<()> {
-        self.send_bytes_with_fds(&array.announcement(), &[array.as_fd()])
+/// The capability itself, written once at the message layer; the typed
+/// [`Sender::send_array`](crate::Sender::send_array) and
+/// [`Receiver::recv_array`](crate::Receiver::recv_array) call these.
+impl<X> MessageSender<X> {
+    /// Sends `array`'s announcement with its memfd attached.
+    pub(crate) fn send_array<A: Pod>(&self, array: &SharedArray<A>) -> Result<()> {
+        self.send_bytes_fds(&array.announcement(), &[array.as_fd()])
     }
 }
 
-impl<T, C> Receiver<T, C> {
-    /// Receives a shared-memory array sent with [`send_array`](Sender::send_array), mapped
-    /// read-only in this process.
-    ///
-    /// The memfd is checked before it is mapped, so a peer cannot change or shrink the
-    /// memory afterwards: it must carry the seals `F_SEAL_WRITE`, `F_SEAL_SHRINK` and
-    /// `F_SEAL_GROW`, its size must be exactly the announced count of `A`s, and it may be
-    /// no larger than [`max_message_size`](Receiver::max_message_size).
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::Descriptors`] when the message is not an array of `A` or its memfd fails
-    ///   a check; the message is consumed and its descriptors are closed.
-    /// - Otherwise as [`recv_bytes_with_fds`](Receiver::recv_bytes_with_fds).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (tx, rx) = procwire::duplex::<(), ()>()?;
-    /// tx.send_array(&procwire::SharedArray::from_slice(&[1u32, 2])?)?;
-    /// let err = rx.recv_array::<u64>().unwrap_err();
-    /// assert!(err.to_string().contains("element size"), "{err}");
-    /// # Ok::<(), procwire::Error>(())
-    /// ```
-    pub fn recv_array<A: Pod>(&self) -> Result<SharedArray<A>> {
-        let max = self.max_message_size();
-        let (announced, fds) = self.recv_parsed_with_fds(parse_announcement)?;
-        let Some((count, size)) = announced else {
-            return Err(refuse("the message is not a shared array".into()));
-        };
-        let Ok([fd]) = <[OwnedFd; 1]>::try_from(fds) else {
-            return Err(refuse("expected exactly one descriptor with it".into()));
-        };
-        if size != size_of::<A>() as u64 {
-            return Err(refuse(format!(
-                "element size {size} announced, {} expected",
-                size_of::<A>()
-            )));
-        }
-        let array = SharedArray::<A>::open(fd, max)?;
-        if array.len() as u64 != count {
-            return Err(refuse(format!(
-                "{count} elements announced, the memfd holds {}",
-                array.len()
-            )));
-        }
-        Ok(array)
+impl<X> MessageReceiver<X> {
+    /// Receives an array announcement and its memfd, checks both, and maps the memfd.
+    pub(crate) fn recv_array<A: Pod>(&self, wait: Wait) -> Result<SharedArray<A>> {
+        self.receive(wait, |r, _| recv_array(r))
     }
 }
 
-impl<S, R, C> Connection<S, R, C> {
-    /// Sends a shared-memory array; see [`Sender::send_array`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Sender::send_array`].
-    pub fn send_array<A: Pod>(&self, array: &SharedArray<A>) -> Result<()> {
-        self.sender().send_array(array)
+fn recv_array<A: Pod>(r: &mut Reader) -> Result<SharedArray<A>> {
+    let max = r.max_message_size();
+    let (announced, fds) = r.claiming_fds(|r| r.recv_with(parse_announcement))?;
+    let Some((count, size)) = announced else {
+        return Err(refuse("the message is not a shared array".into()));
+    };
+    let Ok([fd]) = <[OwnedFd; 1]>::try_from(fds) else {
+        return Err(refuse("expected exactly one descriptor with it".into()));
+    };
+    if size != size_of::<A>() as u64 {
+        return Err(refuse(format!(
+            "element size {size} announced, {} expected",
+            size_of::<A>()
+        )));
     }
-
-    /// Receives a shared-memory array; see [`Receiver::recv_array`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv_array`].
-    pub fn recv_array<A: Pod>(&self) -> Result<SharedArray<A>> {
-        self.receiver().recv_array()
+    let array = SharedArray::<A>::open(fd, max)?;
+    if array.len() as u64 != count {
+        return Err(refuse(format!(
+            "{count} elements announced, the memfd holds {}",
+            array.len()
+        )));
     }
+    Ok(array)
 }

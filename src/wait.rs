@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 
-use crate::connection::remaining;
 use crate::error::{Error, Result};
-use crate::listener::Listener;
+use crate::message::remaining;
 
 mod set;
 
@@ -21,7 +20,7 @@ pub use self::set::{InsertError, WaitSet};
 
 /// Something [`wait`] and [`WaitSet`] can wait on: procwire's
 /// [`Receiver`](crate::Receiver), [`Connection`](crate::Connection),
-/// [`Listener`] and [`Child`](crate::Child), and references, `Box`es, `Rc`s and `Arc`s of
+/// [`Listener`](crate::Listener) and [`Child`](crate::Child), and references, `Box`es, `Rc`s and `Arc`s of
 /// them.
 ///
 /// What "ready" means, for both, per kind of source:
@@ -29,7 +28,7 @@ pub use self::set::{InsertError, WaitSet};
 /// | source | ready when |
 /// | --- | --- |
 /// | [`Receiver`](crate::Receiver), [`Connection`](crate::Connection) | the next receive will not block: a whole message is buffered, the stream ended, or an error is pending |
-/// | [`Listener`] | a client is waiting, so `accept(2)` will not block (with a key, the handshake that `accept` runs still takes up to its timeout) |
+/// | [`Listener`](crate::Listener) | a client is waiting, so `accept(2)` will not block (with a key, the handshake that `accept` runs still takes up to its timeout) |
 /// | [`Child`](crate::Child) | the process has exited (through a pidfd; Linux 5.3 or later) |
 ///
 /// A [`WaitSource`] can only be made by procwire, so your own type implements this by
@@ -79,12 +78,6 @@ impl<W: Waitable + ?Sized> Waitable for Rc<W> {
 impl<W: Waitable + ?Sized> Waitable for Arc<W> {
     fn wait_source(&self) -> WaitSource<'_> {
         (**self).wait_source()
-    }
-}
-
-impl Waitable for Listener {
-    fn wait_source(&self) -> WaitSource<'_> {
-        WaitSource::borrowed(self.as_fd())
     }
 }
 

@@ -184,7 +184,9 @@ fn large_payloads_allocate_nothing_on_either_side() {
 
 /// The header of a frame announcing 2^62 payload bytes (CPython's long form).
 fn huge_header() -> Vec<u8> {
-    procwire::Header::for_payload(1 << 62).encode().to_vec()
+    procwire::frame::Header::for_payload(1 << 62)
+        .encode()
+        .to_vec()
 }
 
 /// Receives with the method `receive` picks (0 to 3), returning the largest single
@@ -208,7 +210,7 @@ fn a_header_announcing_2_pow_62_bytes_is_too_large_before_anything_is_allocated_
             let (e, largest) = receive_measured(&rx, receive);
             assert!(
                 matches!(e, procwire::Error::MessageTooLarge { len, limit }
-                    if len == 1 << 62 && limit == procwire::DEFAULT_MAX_MESSAGE_SIZE),
+                    if len == 1 << 62 && limit == procwire::frame::DEFAULT_MAX_MESSAGE_SIZE),
                 "receive {receive}: {e:?}"
             );
             assert!(
@@ -272,7 +274,7 @@ fn a_message_larger_than_the_eager_allocation_still_arrives_whole() {
 #[test]
 fn without_a_limit_a_lying_header_costs_rkyv_at_most_64_mib() {
     bounded(|| {
-        let (tx, rx) = procwire::pipe_with::<Vec<u32>, _>(procwire::Rkyv::new()).unwrap();
+        let (tx, rx) = procwire::pipe_with::<Vec<u32>, _>(procwire::codec::Rkyv::new()).unwrap();
         rx.set_max_message_size(u64::MAX);
         lie_and_hang_up(tx);
         let (result, largest) = largest_allocation_in(|| rx.recv_archived().map(drop));

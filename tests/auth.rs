@@ -21,10 +21,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use procwire::{
-    answer_challenge, client_handshake, deliver_challenge, server_handshake, AuthKey, Connection,
-    Error,
-};
+use procwire::auth::{answer_challenge, client_handshake, deliver_challenge, server_handshake};
+use procwire::{AuthKey, Connection, Error};
 use sha2::Sha256;
 
 use pyinterop::{pythons, spawn_script, wait_bounded, Outcome, Python, CHILD_LIMIT};
@@ -180,11 +178,11 @@ fn same_key_authenticates_both_sides_and_data_flows() {
         assert_eq!(client.recv_bytes().unwrap(), b"raw");
         assert_eq!(
             server.max_message_size(),
-            procwire::DEFAULT_MAX_MESSAGE_SIZE
+            procwire::frame::DEFAULT_MAX_MESSAGE_SIZE
         );
         assert_eq!(
             client.max_message_size(),
-            procwire::DEFAULT_MAX_MESSAGE_SIZE
+            procwire::frame::DEFAULT_MAX_MESSAGE_SIZE
         );
     });
 }
@@ -434,7 +432,10 @@ fn reply_claiming_one_gib_fails_without_allocating_it() {
         peak < 1 << 20,
         "largest allocation during the handshake: {peak} bytes"
     );
-    assert_eq!(conn.max_message_size(), procwire::DEFAULT_MAX_MESSAGE_SIZE);
+    assert_eq!(
+        conn.max_message_size(),
+        procwire::frame::DEFAULT_MAX_MESSAGE_SIZE
+    );
     read_sha256_challenge(&mut raw);
     assert_eq!(read_frame(&mut raw), b"#FAILURE#");
 }

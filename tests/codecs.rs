@@ -254,19 +254,19 @@ macro_rules! contract {
 contract! { postcard_codec: procwire::Postcard; }
 
 #[cfg(feature = "rkyv")]
-contract! { rkyv_codec: procwire::Rkyv::new(); }
+contract! { rkyv_codec: procwire::codec::Rkyv::new(); }
 
 #[cfg(feature = "pickle")]
-contract! { pickle_codec: procwire::Pickle::new(); }
+contract! { pickle_codec: procwire::codec::Pickle::new(); }
 
 #[cfg(feature = "json")]
-contract! { json_codec: procwire::Json; }
+contract! { json_codec: procwire::codec::Json; }
 
 /// `recv_archived`: the rkyv codec's in-place receive.
 #[cfg(feature = "rkyv")]
 mod rkyv_archived {
     use super::*;
-    use procwire::Rkyv;
+    use procwire::codec::Rkyv;
 
     fn pair() -> Pair<Rkyv> {
         procwire::duplex_with::<Record, Record, _>(Rkyv::new()).unwrap()
@@ -360,7 +360,7 @@ mod rkyv_archived {
 #[cfg(feature = "pickle")]
 mod pickle_hostile {
     use super::*;
-    use procwire::Pickle;
+    use procwire::codec::Pickle;
 
     fn decode_error(bytes: &[u8]) -> String {
         let (a, b) = procwire::duplex_with::<Vec<i64>, Vec<i64>, _>(Pickle::new()).unwrap();

@@ -24,7 +24,7 @@ fn child_writes_part_of_a_64_mib_frame_then_hangs() {
     }
     let conn = procwire::from_parent::<(), ()>().unwrap();
     let mut w = raw(&conn);
-    w.write_all(&procwire::Header::for_payload(BIG as u64).encode())
+    w.write_all(&procwire::frame::Header::for_payload(BIG as u64).encode())
         .unwrap();
     w.write_all(&vec![7u8; 1 << 20]).unwrap();
     std::thread::sleep(SOON * 6); // killed long before this ends

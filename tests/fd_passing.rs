@@ -18,7 +18,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use procwire::{Client, Connection, Error, Listener, MAX_FDS_PER_MESSAGE};
+use procwire::frame::MAX_FDS_PER_MESSAGE;
+use procwire::{Client, Connection, Error, Listener};
 use util::child::{assert_exited_ok, child, is_child, wait_for};
 use util::{assert_err, bounded, is_cloexec, open_fds, SOON};
 
@@ -58,7 +59,7 @@ fn child_uses_a_passed_pipe_end_and_file() {
         return;
     }
     let conn = procwire::from_parent::<String, String>().unwrap();
-    let (what, fds) = conn.recv_with_fds().unwrap();
+    let (what, fds) = conn.recv_fds().unwrap();
     assert_eq!(what, "copy the file into the pipe, upper-cased");
     assert!(
         fds.iter().all(is_cloexec),
@@ -82,7 +83,7 @@ fn a_pipe_end_and_a_file_passed_to_a_child_work_there() {
         let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let file = scratch_file("hello from the parent; ");
         let what = "copy the file into the pipe, upper-cased".to_string();
-        conn.send_with_fds(&what, &[write.as_fd(), file.as_fd()])
+        conn.send_fds(&what, &[write.as_fd(), file.as_fd()])
             .unwrap();
         drop(write);
         assert_eq!(conn.recv_timeout(SOON).unwrap(), "done");
@@ -134,11 +135,11 @@ fn send_and_receive_without_claiming() -> (Connection<u32, u32>, Connection<u32,
         let file = scratch_file("x");
         let fds = [file.as_fd(), file.as_fd(), file.as_fd()];
         for i in 0..8 {
-            a.send_with_fds(&i, &fds).unwrap();
-            a.send_bytes_with_fds(&[i; 100_000], &fds[..1]).unwrap();
-            a.send_bytes_with_fds(&[i; 3], &fds).unwrap();
-            a.send_with_fds(&i, &fds[..2]).unwrap();
-            a.send_with_fds(&i, &fds).unwrap();
+            a.send_fds(&i, &fds).unwrap();
+            a.send_bytes_fds(&[i; 100_000], &fds[..1]).unwrap();
+            a.send_bytes_fds(&[i; 3], &fds).unwrap();
+            a.send_fds(&i, &fds[..2]).unwrap();
+            a.send_fds(&i, &fds).unwrap();
         }
         a
     });
@@ -178,7 +179,7 @@ fn descriptors_of_messages_never_received_are_closed_with_the_connection() {
         let (a, b) = procwire::duplex::<u32, u32>().unwrap();
         let file = scratch_file("x");
         for i in 0..10 {
-            a.send_with_fds(&i, &[file.as_fd(), file.as_fd()]).unwrap();
+            a.send_fds(&i, &[file.as_fd(), file.as_fd()]).unwrap();
         }
         assert_eq!(b.recv().unwrap(), 0);
         assert!(b.poll(Some(SOON)).unwrap()); // reads ahead: descriptors of later messages
@@ -195,9 +196,9 @@ fn received_descriptors_are_close_on_exec_and_refer_to_what_was_sent() {
         let file = scratch_file("x");
         let (read, _write) = rustix::pipe::pipe().unwrap(); // deliberately not close-on-exec
         assert!(!is_cloexec(&read));
-        a.send_bytes_with_fds(b"two", &[file.as_fd(), read.as_fd()])
+        a.send_bytes_fds(b"two", &[file.as_fd(), read.as_fd()])
             .unwrap();
-        let (bytes, fds) = b.recv_bytes_with_fds().unwrap();
+        let (bytes, fds) = b.recv_bytes_fds().unwrap();
         assert_eq!(bytes, b"two");
         assert_eq!(fds.len(), 2);
         assert!(fds.iter().all(is_cloexec));
@@ -220,12 +221,12 @@ fn an_empty_message_hands_its_descriptors_to_every_kind_of_receive() {
         let (a, b) = procwire::duplex::<Vec<u8>, Vec<u8>>().unwrap();
         let m = marker();
         for _ in 0..2 {
-            a.send_bytes_with_fds(b"", &[m.as_fd()]).unwrap();
+            a.send_bytes_fds(b"", &[m.as_fd()]).unwrap();
         }
-        let (bytes, fds) = b.recv_bytes_with_fds().unwrap();
-        assert_eq!((bytes.len(), fds.len()), (0, 1), "recv_bytes_with_fds");
+        let (bytes, fds) = b.recv_bytes_fds().unwrap();
+        assert_eq!((bytes.len(), fds.len()), (0, 1), "recv_bytes_fds");
         assert_eq!(inode(&fds[0]), inode(&m));
-        let err = b.recv_with_fds().unwrap_err(); // an empty payload is no postcard Vec
+        let err = b.recv_fds().unwrap_err(); // an empty payload is no postcard Vec
         assert!(matches!(err, Error::Decode(_)), "{err:?}");
     });
 }
@@ -243,7 +244,7 @@ fn each_message_gets_exactly_its_own_descriptors_when_many_are_read_at_once() {
         let sender = thread::spawn(move || {
             for (i, m) in copies.iter().enumerate() {
                 let fds = vec![m.as_fd(); i % 4];
-                a.send_with_fds(&vec![i as u8; sizes[i % sizes.len()]], &fds)
+                a.send_fds(&vec![i as u8; sizes[i % sizes.len()]], &fds)
                     .unwrap();
             }
             a
@@ -253,7 +254,7 @@ fn each_message_gets_exactly_its_own_descriptors_when_many_are_read_at_once() {
             if i % 5 == 0 {
                 assert!(b.poll(Some(SOON)).unwrap()); // read ahead through the buffer
             }
-            let (value, fds) = b.recv_with_fds().unwrap();
+            let (value, fds) = b.recv_fds().unwrap();
             assert_eq!(value, vec![i as u8; sizes[i % sizes.len()]]);
             assert_eq!(fds.len(), i % 4, "message {i}");
             assert!(fds.iter().all(|fd| inode(fd) == inode(m)), "message {i}");
@@ -275,8 +276,8 @@ fn descriptors_travel_over_unix_path_and_abstract_socket_connections() {
             let client: Connection<u8, u8> = Client::builder().connect(&local).unwrap();
             let server = server.join().unwrap();
             let file = scratch_file("x");
-            client.send_with_fds(&5, &[file.as_fd()]).unwrap();
-            let (five, fds) = server.recv_with_fds().unwrap();
+            client.send_fds(&5, &[file.as_fd()]).unwrap();
+            let (five, fds) = server.recv_fds().unwrap();
             assert_eq!((five, fds.len()), (5, 1), "{addr}");
             assert_eq!(inode(&fds[0]), inode(&file));
         }
@@ -286,12 +287,12 @@ fn descriptors_travel_over_unix_path_and_abstract_socket_connections() {
 /// Asserts that sending a descriptor on `tx` is refused and that `tx` then still works.
 fn assert_refused_then_usable(what: &str, tx: &procwire::Sender<u8>, rx: &procwire::Receiver<u8>) {
     let file = scratch_file("x");
-    let err = assert_err!(tx.send_with_fds(&1, &[file.as_fd()]), Error::Descriptors(_));
+    let err = assert_err!(tx.send_fds(&1, &[file.as_fd()]), Error::Descriptors(_));
     assert!(
         err.to_string().contains("cannot carry file descriptors"),
         "{what}: {err}"
     );
-    tx.send_with_fds(&2, &[]).unwrap(); // no descriptors: fine on any transport
+    tx.send_fds(&2, &[]).unwrap(); // no descriptors: fine on any transport
     tx.send(&3).unwrap();
     assert_eq!(
         rx.recv_timeout(SOON).unwrap(),
@@ -327,10 +328,10 @@ fn more_descriptors_than_one_message_can_carry_are_refused_before_sending() {
         let (a, b) = procwire::duplex::<u8, u8>().unwrap();
         let file = scratch_file("x");
         let too_many = vec![file.as_fd(); MAX_FDS_PER_MESSAGE + 1];
-        let err = assert_err!(a.send_with_fds(&1, &too_many), Error::Descriptors(_));
+        let err = assert_err!(a.send_fds(&1, &too_many), Error::Descriptors(_));
         assert!(err.to_string().contains("254 descriptors"), "{err}");
-        a.send_with_fds(&2, &too_many[1..]).unwrap();
-        let (two, fds) = b.recv_with_fds().unwrap();
+        a.send_fds(&2, &too_many[1..]).unwrap();
+        let (two, fds) = b.recv_fds().unwrap();
         assert_eq!((two, fds.len()), (2, MAX_FDS_PER_MESSAGE));
     });
 }
@@ -342,7 +343,7 @@ fn recv_connection_refuses_an_ordinary_message_and_closes_its_descriptors() {
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
         let before = open_fds();
         let file = scratch_file("x");
-        a.send_bytes_with_fds(b"not a connection", &[file.as_fd()])
+        a.send_bytes_fds(b"not a connection", &[file.as_fd()])
             .unwrap();
         let err = assert_err!(b.recv_connection::<u8, u8>(), Error::Descriptors(_));
         assert!(
@@ -422,7 +423,7 @@ fn child_runs_out_of_descriptors_while_receiving() {
     };
     rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).unwrap();
     let before = open_fds();
-    let err = assert_err!(conn.recv_bytes_with_fds(), Error::Descriptors(_));
+    let err = assert_err!(conn.recv_bytes_fds(), Error::Descriptors(_));
     assert!(err.to_string().contains("MSG_CTRUNC"), "{err}");
     assert_eq!(
         open_fds(),
@@ -440,8 +441,7 @@ fn descriptors_the_receiver_has_no_room_for_are_an_error_and_none_is_left_open()
         let cmd = child("child_runs_out_of_descriptors_while_receiving");
         let (child, conn) = procwire::spawn::<(), ()>(cmd).unwrap();
         let file = scratch_file("x");
-        conn.send_bytes_with_fds(b"twenty", &[file.as_fd(); 20])
-            .unwrap();
+        conn.send_bytes_fds(b"twenty", &[file.as_fd(); 20]).unwrap();
         conn.send_bytes(b"next").unwrap();
         let mut ok = [0u8; 2];
         conn.poll(Some(SOON)).unwrap();

@@ -141,7 +141,7 @@ fn a_transfer_cut_midway_leaves_no_file_at_the_destination() {
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
         let sender = thread::spawn(move || {
             let mut w = raw(&a);
-            w.write_all(&procwire::Header::for_payload(10 << 20).encode())
+            w.write_all(&procwire::frame::Header::for_payload(10 << 20).encode())
                 .unwrap();
             w.write_all(&vec![7u8; 3 << 20]).unwrap();
             // `a` and the raw duplicate close here: the stream ends inside the message.
@@ -162,7 +162,7 @@ fn a_cut_transfer_leaves_an_existing_destination_untouched() {
         fs::write(&dest, b"old contents").unwrap();
         let (tx, rx) = procwire::pipe::<()>().unwrap();
         raw(&tx)
-            .write_all(&procwire::Header::for_payload(100).encode())
+            .write_all(&procwire::frame::Header::for_payload(100).encode())
             .unwrap();
         raw(&tx).write_all(b"partial").unwrap();
         drop(tx);

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use procwire::{server_handshake, Address, AuthKey, Client, Error, Listener};
+use procwire::auth::server_handshake;
+use procwire::{Address, AuthKey, Client, Error, Listener};
 use util::{assert_times_out, bounded, frame, SOON};
 
 const KEY: &str = "the right key";

@@ -17,7 +17,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use procwire::{Address, Client, Connection, Error, Listener, Pickle};
+use procwire::codec::Pickle;
+use procwire::{Address, Client, Connection, Error, Listener};
 use pyinterop::{pythons, spawn_script, spawn_script_with, wait_bounded, Python, CHILD_LIMIT};
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -9,7 +9,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use procwire::{Error, Header, DEFAULT_MAX_MESSAGE_SIZE};
+use procwire::frame::{Header, DEFAULT_MAX_MESSAGE_SIZE};
+use procwire::Error;
 use proptest::prelude::*;
 use util::{assert_err, bounded, frame, is_cloexec, pipe_with_raw_bytes, raw, trickle, SOON};
 

@@ -7,7 +7,8 @@ use std::io::Write;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use procwire::{Codec, Connection, Error, Header, Postcard, WaitSet};
+use procwire::frame::Header;
+use procwire::{Codec, Connection, Error, Postcard, WaitSet};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use util::{bounded, raw, SOON};

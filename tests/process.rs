@@ -198,7 +198,7 @@ fn from_parent_twice_fails_the_second_time() {
 #[test]
 fn from_parent_without_a_parent_connection_fails_clearly() {
     assert!(
-        std::env::var_os(procwire::PARENT_FD_ENV).is_none(),
+        std::env::var_os(procwire::Child::PARENT_FD_ENV).is_none(),
         "the test runner itself was started by procwire::spawn"
     );
     let err = procwire::from_parent::<(), ()>().unwrap_err();
@@ -207,7 +207,7 @@ fn from_parent_without_a_parent_connection_fails_clearly() {
     };
     assert_eq!(io.kind(), ErrorKind::NotFound);
     let text = io.to_string();
-    assert!(text.contains(procwire::PARENT_FD_ENV), "{text}");
+    assert!(text.contains(procwire::Child::PARENT_FD_ENV), "{text}");
     assert!(text.contains("not started by procwire::spawn"), "{text}");
 }
 
@@ -222,7 +222,10 @@ fn child_with_a_stray_parent_variable() {
         panic!("{err:?}")
     };
     assert_eq!(io.kind(), ErrorKind::NotFound, "{io}");
-    assert!(io.to_string().contains(procwire::PARENT_FD_ENV), "{io}");
+    assert!(
+        io.to_string().contains(procwire::Child::PARENT_FD_ENV),
+        "{io}"
+    );
 }
 
 #[test]
@@ -231,7 +234,7 @@ fn from_parent_refuses_a_variable_that_names_no_inherited_socket() {
         // fd 1 is open but not a socket; fd 999 is not open; the last value is garbage.
         for value in ["1:12345", "999:12345", "three"] {
             let mut cmd = child("child_with_a_stray_parent_variable");
-            cmd.env(procwire::PARENT_FD_ENV, value);
+            cmd.env(procwire::Child::PARENT_FD_ENV, value);
             assert_exited_ok(wait_for(cmd.spawn().unwrap(), SOON));
         }
     });

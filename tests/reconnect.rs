@@ -12,7 +12,8 @@ use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use procwire::{serve, Client, Listener, ReconnectBuilder, RpcConnection};
+use procwire::rpc::{serve, ReconnectBuilder, RpcConnection};
+use procwire::{Client, Listener};
 use util::child::{child, is_child};
 use util::{bounded, SOON};
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use procwire::{serve, Envelope, Error, Reply, Requester, RpcConnection};
+use procwire::rpc::{serve, Envelope, Reply, Requester, RpcConnection};
+use procwire::Error;
 use util::{assert_err, bounded, SOON};
 
 type Conn = RpcConnection<u64, u64>;

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use procwire::{Codec, Json, Pickle, Postcard, Rkyv};
+use procwire::{Codec, Postcard};
+use procwire::codec::{Json, Pickle, Rkyv};
 use serde::{Deserialize, Serialize};
 
 /// A value with one of each serde shape postcard encodes, nested.

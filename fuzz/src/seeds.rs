@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use procwire::{Codec, Header, Json, Pickle, Postcard, Rkyv};
+use procwire::{Codec, Postcard};
+use procwire::codec::{Json, Pickle, Rkyv};
+use procwire::frame::Header;
 
 use crate::codecs::{Archived, JsonSample, Kind, Sample};
 

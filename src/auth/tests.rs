@@ -89,7 +89,10 @@ fn scripted(steps: Vec<Step>) -> (Connection<(), (), ()>, JoinHandle<()>) {
             }
         }
     });
-    (Connection::from_socket(ours, ()), peer)
+    (
+        Connection::from_socket(ours, crate::transport::Kind::Unix, ()),
+        peer,
+    )
 }
 
 #[test]
@@ -238,7 +241,10 @@ fn server_transcript_matches_cpython_3_12() {
     deliver(&conn, &key, deadline(), &nonce_from(0)).unwrap();
     answer(&conn, &key, deadline()).unwrap();
     peer.join().unwrap();
-    assert_eq!(conn.max_message_size(), crate::DEFAULT_MAX_MESSAGE_SIZE);
+    assert_eq!(
+        conn.max_message_size(),
+        crate::frame::DEFAULT_MAX_MESSAGE_SIZE
+    );
 }
 
 #[test]

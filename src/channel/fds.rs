@@ -5,15 +5,20 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytemuck::Pod;
 use rustix::fs::OFlags;
 use rustix::io::Errno;
 use rustix::net::SocketType;
 
-use super::{lock, Connection, Receiver, Sender};
-use crate::codec::Codec;
+use super::{Connection, Receiver, Sender};
+use crate::codec::api::Codec;
 use crate::error::{Error, Result};
+use crate::message::{Reader, Wait};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use crate::shm::SharedArray;
+use crate::transport::Kind;
 #[cfg(feature = "postcard")]
 use crate::Postcard;
 
@@ -22,7 +27,7 @@ const CONNECTION_TAG: &[u8] = b"procwire-connection/1";
 
 impl<T, C> Sender<T, C> {
     /// Sends `value` as one message with the descriptors `fds` attached, for the peer's
-    /// [`recv_with_fds`](Receiver::recv_with_fds).
+    /// [`recv_fds`](Receiver::recv_fds).
     ///
     /// The kernel duplicates the descriptors into the receiving process when it receives
     /// the message; this process keeps its own and may close them once this returns.
@@ -36,7 +41,7 @@ impl<T, C> Sender<T, C> {
     ///
     /// - [`Error::Descriptors`] when `fds` is not empty and the connection cannot carry
     ///   descriptors (a pipe, a FIFO, TCP), or `fds` holds more than
-    ///   [`MAX_FDS_PER_MESSAGE`](crate::MAX_FDS_PER_MESSAGE); nothing was sent.
+    ///   [`MAX_FDS_PER_MESSAGE`](crate::frame::MAX_FDS_PER_MESSAGE); nothing was sent.
     /// - Otherwise as [`send`](Sender::send).
     ///
     /// # Examples
@@ -48,10 +53,10 @@ impl<T, C> Sender<T, C> {
     ///
     /// let (a, b) = procwire::duplex::<String, String>()?;
     /// let (mut here, there) = UnixStream::pair()?;
-    /// a.send_with_fds(&"write here".to_string(), &[there.as_fd()])?;
+    /// a.send_fds(&"write here".to_string(), &[there.as_fd()])?;
     /// drop(there);
     ///
-    /// let (text, mut fds) = b.recv_with_fds()?;
+    /// let (text, mut fds) = b.recv_fds()?;
     /// assert_eq!(text, "write here");
     /// let mut received = UnixStream::from(fds.remove(0));
     /// received.write_all(b"through a passed descriptor")?;
@@ -61,25 +66,21 @@ impl<T, C> Sender<T, C> {
     /// assert_eq!(got, "through a passed descriptor");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn send_with_fds(&self, value: &T, fds: &[BorrowedFd<'_>]) -> Result<()>
+    pub fn send_fds(&self, value: &T, fds: &[BorrowedFd<'_>]) -> Result<()>
     where
         C: Codec<T>,
     {
-        let mut out = lock(&self.out);
-        let super::Outbound { writer, codec, buf } = &mut *out;
-        buf.clear();
-        codec
-            .encode(value, buf)
-            .map_err(|e| Error::Encode(Box::new(e)))?;
-        writer.send_frame_with_fds(buf, fds)
+        self.encoded(value, |writer, payload| {
+            writer.send_frame_with_fds(payload, fds)
+        })
     }
 
     /// Sends the bytes of `data` as one message with the descriptors `fds` attached; see
-    /// [`send_bytes`](Sender::send_bytes) and [`send_with_fds`](Sender::send_with_fds).
+    /// [`send_bytes`](Sender::send_bytes) and [`send_fds`](Sender::send_fds).
     ///
     /// # Errors
     ///
-    /// As [`send_with_fds`](Sender::send_with_fds), without [`Error::Encode`].
+    /// As [`send_fds`](Sender::send_fds), without [`Error::Encode`].
     ///
     /// # Examples
     ///
@@ -88,20 +89,18 @@ impl<T, C> Sender<T, C> {
     ///
     /// let (a, b) = procwire::duplex::<(), ()>()?;
     /// let file = std::fs::File::open("Cargo.toml")?;
-    /// a.send_bytes_with_fds(b"Cargo.toml", &[file.as_fd()])?;
-    /// let (name, fds) = b.recv_bytes_with_fds()?;
+    /// a.send_bytes_fds(b"Cargo.toml", &[file.as_fd()])?;
+    /// let (name, fds) = b.recv_bytes_fds()?;
     /// assert_eq!((name.as_slice(), fds.len()), (&b"Cargo.toml"[..], 1));
     ///
     /// // A pipe cannot carry descriptors: nothing is sent.
     /// let (tx, _rx) = procwire::pipe::<()>()?;
-    /// let err = tx.send_bytes_with_fds(b"x", &[file.as_fd()]).unwrap_err();
+    /// let err = tx.send_bytes_fds(b"x", &[file.as_fd()]).unwrap_err();
     /// assert!(matches!(err, procwire::Error::Descriptors(_)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn send_bytes_with_fds<P: Pod>(&self, data: &[P], fds: &[BorrowedFd<'_>]) -> Result<()> {
-        lock(&self.out)
-            .writer
-            .send_frame_with_fds(bytemuck::cast_slice(data), fds)
+    pub fn send_bytes_fds<P: Pod>(&self, data: &[P], fds: &[BorrowedFd<'_>]) -> Result<()> {
+        self.io.send_bytes_fds(bytemuck::cast_slice(data), fds)
     }
 
     /// Passes the connection `conn` to the peer, which takes it with
@@ -135,25 +134,25 @@ impl<T, C> Sender<T, C> {
     /// ```
     pub fn send_connection<S2, R2, C2>(&self, conn: &Connection<S2, R2, C2>) -> Result<()> {
         check_passable(conn)?;
-        self.send_bytes_with_fds(CONNECTION_TAG, &[conn.as_fd()])
+        self.send_bytes_fds(CONNECTION_TAG, &[conn.as_fd()])
     }
 }
 
 /// Refuses a connection whose stream would not survive being passed.
 fn check_passable<S, R, C>(conn: &Connection<S, R, C>) -> Result<()> {
-    if !Arc::ptr_eq(&conn.tx.fd, &conn.rx.fd) {
+    if !Arc::ptr_eq(conn.tx.io.fd(), conn.rx.io.fd()) {
         return Err(Error::Descriptors(
             "only a connection over one socket can be passed, not a FIFO pair".into(),
         ));
     }
-    if !lock(&conn.rx.inp).reader.is_idle() {
+    if !conn.rx.io.is_idle() {
         return Err(Error::Descriptors(
             "the connection has received bytes or descriptors not yet taken; passing it \
              would lose them"
                 .into(),
         ));
     }
-    if lock(&conn.tx.out).writer.has_unsent() {
+    if conn.tx.io.has_unsent() {
         return Err(Error::Descriptors(
             "the connection has the rest of a message still to send".into(),
         ));
@@ -185,50 +184,145 @@ impl<T, C> Receiver<T, C> {
     ///
     /// let (a, b) = procwire::duplex::<u32, u32>()?;
     /// let file = std::fs::File::open("Cargo.toml")?;
-    /// a.send_with_fds(&1, &[file.as_fd(), file.as_fd()])?;
+    /// a.send_fds(&1, &[file.as_fd(), file.as_fd()])?;
     /// a.send(&2)?;
-    /// let (one, fds) = b.recv_with_fds()?;
+    /// let (one, fds) = b.recv_fds()?;
     /// assert_eq!((one, fds.len()), (1, 2));
-    /// let (two, fds) = b.recv_with_fds()?;
+    /// let (two, fds) = b.recv_fds()?;
     /// assert_eq!((two, fds.len()), (2, 0));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn recv_with_fds(&self) -> Result<(T, Vec<OwnedFd>)>
+    pub fn recv_fds(&self) -> Result<(T, Vec<OwnedFd>)>
     where
         C: Codec<T>,
     {
-        let mut inbound = lock(&self.inp);
-        let super::Inbound { reader, codec } = &mut *inbound;
-        let (decoded, fds) = reader.claiming_fds(|r| r.recv_with(|bytes| codec.decode(bytes)))?;
-        Ok((decoded.map_err(|e| Error::Decode(Box::new(e)))?, fds))
+        self.recv_fds_waiting(Wait::Block)
     }
 
-    /// Receives the next message's bytes with the descriptors that came with it; see
-    /// [`recv_with_fds`](Receiver::recv_with_fds) and [`recv_bytes`](Receiver::recv_bytes).
+    /// Receives the next value with its descriptors after waiting as `wait` says.
+    fn recv_fds_waiting(&self, wait: Wait) -> Result<(T, Vec<OwnedFd>)>
+    where
+        C: Codec<T>,
+    {
+        self.io.receive(wait, |reader: &mut Reader, codec| {
+            let (decoded, fds) = reader.claiming_fds(|r| r.recv_with(|b| codec.decode(b)))?;
+            Ok((decoded.map_err(|e| Error::Decode(Box::new(e)))?, fds))
+        })
+    }
+
+    /// Receives the next value with its descriptors if a whole message is ready, without
+    /// blocking; see [`recv_fds`](Receiver::recv_fds).
     ///
     /// # Errors
     ///
-    /// As [`recv_with_fds`](Receiver::recv_with_fds), without [`Error::Decode`].
+    /// - [`Error::Empty`] when no whole message is ready; nothing is lost.
+    /// - Otherwise as [`recv_fds`](Receiver::recv_fds).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = procwire::duplex::<u8, u8>()?;
+    /// assert!(matches!(b.try_recv_fds(), Err(procwire::Error::Empty)));
+    /// a.send(&3)?;
+    /// assert_eq!(b.try_recv_fds()?.0, 3);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn try_recv_fds(&self) -> Result<(T, Vec<OwnedFd>)>
+    where
+        C: Codec<T>,
+    {
+        self.recv_fds_waiting(Wait::Now)
+    }
+
+    /// Receives the next value with its descriptors, waiting at most `timeout` for it to
+    /// arrive whole; see [`recv_fds`](Receiver::recv_fds).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Timeout`] when no whole message arrived in time; nothing is lost.
+    /// - Otherwise as [`recv_fds`](Receiver::recv_fds).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (a, b) = procwire::duplex::<u8, u8>()?;
+    /// let err = b.recv_fds_timeout(Duration::from_millis(5)).unwrap_err();
+    /// assert!(matches!(err, procwire::Error::Timeout));
+    /// a.send(&4)?;
+    /// assert_eq!(b.recv_fds_timeout(Duration::from_secs(5))?.0, 4);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv_fds_timeout(&self, timeout: Duration) -> Result<(T, Vec<OwnedFd>)>
+    where
+        C: Codec<T>,
+    {
+        self.recv_fds_waiting(Wait::Within(timeout))
+    }
+
+    /// Receives the next message's bytes with the descriptors that came with it; see
+    /// [`recv_fds`](Receiver::recv_fds) and [`recv_bytes`](Receiver::recv_bytes).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_fds`](Receiver::recv_fds), without [`Error::Decode`].
     ///
     /// # Examples
     ///
     /// ```
     /// let (a, b) = procwire::duplex::<(), ()>()?;
     /// a.send_bytes(b"no descriptors")?;
-    /// let (bytes, fds) = b.recv_bytes_with_fds()?;
+    /// let (bytes, fds) = b.recv_bytes_fds()?;
     /// assert_eq!((bytes.as_slice(), fds.len()), (&b"no descriptors"[..], 0));
     /// # Ok::<(), procwire::Error>(())
     /// ```
-    pub fn recv_bytes_with_fds(&self) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
-        lock(&self.inp).reader.claiming_fds(|r| r.recv_vec())
+    pub fn recv_bytes_fds(&self) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        self.io.recv_vec_fds(Wait::Block)
     }
 
-    /// Receives the message payload and descriptors, handing the payload to `f` in place.
-    pub(crate) fn recv_parsed_with_fds<X>(
-        &self,
-        f: impl FnOnce(&[u8]) -> X,
-    ) -> Result<(X, Vec<OwnedFd>)> {
-        lock(&self.inp).reader.claiming_fds(|r| r.recv_with(f))
+    /// Receives the next message's bytes with their descriptors if a whole message is
+    /// ready, without blocking; see [`recv_bytes_fds`](Receiver::recv_bytes_fds).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Empty`] when no whole message is ready; nothing is lost.
+    /// - Otherwise as [`recv_bytes_fds`](Receiver::recv_bytes_fds).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = procwire::duplex::<(), ()>()?;
+    /// assert!(matches!(b.try_recv_bytes_fds(), Err(procwire::Error::Empty)));
+    /// a.send_bytes(b"now")?;
+    /// assert_eq!(b.try_recv_bytes_fds()?.0, b"now");
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn try_recv_bytes_fds(&self) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        self.io.recv_vec_fds(Wait::Now)
+    }
+
+    /// Receives the next message's bytes with their descriptors, waiting at most `timeout`
+    /// for it to arrive whole; see [`recv_bytes_fds`](Receiver::recv_bytes_fds).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Timeout`] when no whole message arrived in time; nothing is lost.
+    /// - Otherwise as [`recv_bytes_fds`](Receiver::recv_bytes_fds).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (a, b) = procwire::duplex::<(), ()>()?;
+    /// assert!(b.recv_bytes_fds_timeout(Duration::from_millis(5)).is_err());
+    /// a.send_bytes(b"soon")?;
+    /// assert_eq!(b.recv_bytes_fds_timeout(Duration::from_secs(5))?.0, b"soon");
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv_bytes_fds_timeout(&self, timeout: Duration) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        self.io.recv_vec_fds(Wait::Within(timeout))
     }
 
     /// Receives a connection passed with [`send_connection`](Sender::send_connection), with
@@ -271,7 +365,9 @@ impl<T, C> Receiver<T, C> {
         &self,
         codec: C2,
     ) -> Result<Connection<S2, R2, C2>> {
-        let (tagged, fds) = self.recv_parsed_with_fds(|bytes| bytes == CONNECTION_TAG)?;
+        let (tagged, fds) = self
+            .io
+            .recv_parsed_fds(Wait::Block, |bytes| bytes == CONNECTION_TAG)?;
         let fd = match <[OwnedFd; 1]>::try_from(fds) {
             Ok([fd]) if tagged => fd,
             Ok(_) | Err(_) => {
@@ -288,7 +384,7 @@ impl<T, C> Receiver<T, C> {
 impl<S, R> Connection<S, R> {
     /// A connection with the default codec over `fd`, a connected stream socket (Unix or
     /// TCP) in blocking mode, for example a descriptor received with
-    /// [`recv_with_fds`](Receiver::recv_with_fds) or inherited some other way.
+    /// [`recv_fds`](Receiver::recv_fds) or inherited some other way.
     ///
     /// The connection owns `fd` from now on; its descriptor flags are left as they are
     /// (received descriptors are already close-on-exec).
@@ -338,7 +434,8 @@ impl<S, R, C: Clone> Connection<S, R, C> {
     /// ```
     pub fn from_fd_with(fd: OwnedFd, codec: C) -> Result<Self> {
         check_stream_socket(fd.as_fd())?;
-        Ok(Connection::from_socket(fd, codec))
+        let kind = Kind::probe(fd.as_fd());
+        Ok(Connection::from_socket(fd, kind, codec))
     }
 }
 
@@ -357,78 +454,61 @@ fn check_stream_socket(fd: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
-impl<S, R, C> Connection<S, R, C> {
-    /// Sends `value` with descriptors; see [`Sender::send_with_fds`].
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl<T, C> Sender<T, C> {
+    /// Sends a shared-memory array: the peer's [`recv_array`](Receiver::recv_array) maps
+    /// the same memory, so no element is copied, however long the array.
+    ///
+    /// One small message goes out with the array's memfd attached (see
+    /// [`send_fds`](Sender::send_fds)); this process keeps its array and may
+    /// send it again or drop it.
     ///
     /// # Errors
     ///
-    /// As [`Sender::send_with_fds`].
-    pub fn send_with_fds(&self, value: &S, fds: &[BorrowedFd<'_>]) -> Result<()>
-    where
-        C: Codec<S>,
-    {
-        self.tx.send_with_fds(value, fds)
+    /// As [`send_bytes_fds`](Sender::send_bytes_fds): [`Error::Descriptors`]
+    /// when the connection cannot carry descriptors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::duplex::<(), ()>()?;
+    /// let mut a = procwire::SharedArrayMut::<f32>::new(4)?;
+    /// a.fill(0.5);
+    /// tx.send_array(&a.seal()?)?;
+    /// assert_eq!(rx.recv_array::<f32>()?.iter().sum::<f32>(), 2.0);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn send_array<A: Pod>(&self, array: &SharedArray<A>) -> Result<()> {
+        self.io.send_array(array)
     }
+}
 
-    /// Sends bytes with descriptors; see [`Sender::send_bytes_with_fds`].
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl<T, C> Receiver<T, C> {
+    /// Receives a shared-memory array sent with [`send_array`](Sender::send_array), mapped
+    /// read-only in this process.
+    ///
+    /// The memfd is checked before it is mapped, so a peer cannot change or shrink the
+    /// memory afterwards: it must carry the seals `F_SEAL_WRITE`, `F_SEAL_SHRINK` and
+    /// `F_SEAL_GROW`, its size must be exactly the announced count of `A`s, and it may be
+    /// no larger than [`max_message_size`](Receiver::max_message_size).
     ///
     /// # Errors
     ///
-    /// As [`Sender::send_bytes_with_fds`].
-    pub fn send_bytes_with_fds<P: Pod>(&self, data: &[P], fds: &[BorrowedFd<'_>]) -> Result<()> {
-        self.tx.send_bytes_with_fds(data, fds)
-    }
-
-    /// Passes the connection `conn` to the peer; see [`Sender::send_connection`].
+    /// - [`Error::Descriptors`] when the message is not an array of `A` or its memfd fails
+    ///   a check; the message is consumed and its descriptors are closed.
+    /// - Otherwise as [`recv_bytes_fds`](Receiver::recv_bytes_fds).
     ///
-    /// # Errors
+    /// # Examples
     ///
-    /// As [`Sender::send_connection`].
-    pub fn send_connection<S2, R2, C2>(&self, conn: &Connection<S2, R2, C2>) -> Result<()> {
-        self.tx.send_connection(conn)
-    }
-
-    /// Receives a value with its descriptors; see [`Receiver::recv_with_fds`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv_with_fds`].
-    pub fn recv_with_fds(&self) -> Result<(R, Vec<OwnedFd>)>
-    where
-        C: Codec<R>,
-    {
-        self.rx.recv_with_fds()
-    }
-
-    /// Receives bytes with their descriptors; see [`Receiver::recv_bytes_with_fds`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv_bytes_with_fds`].
-    pub fn recv_bytes_with_fds(&self) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
-        self.rx.recv_bytes_with_fds()
-    }
-
-    /// Receives a passed connection; see [`Receiver::recv_connection`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv_connection`].
-    #[cfg(feature = "postcard")]
-    pub fn recv_connection<S2, R2>(&self) -> Result<Connection<S2, R2>> {
-        self.rx.recv_connection()
-    }
-
-    /// Receives a passed connection with codec `codec`; see
-    /// [`Receiver::recv_connection_with`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv_connection`].
-    pub fn recv_connection_with<S2, R2, C2: Clone>(
-        &self,
-        codec: C2,
-    ) -> Result<Connection<S2, R2, C2>> {
-        self.rx.recv_connection_with(codec)
+    /// ```
+    /// let (tx, rx) = procwire::duplex::<(), ()>()?;
+    /// tx.send_array(&procwire::SharedArray::from_slice(&[1u32, 2])?)?;
+    /// let err = rx.recv_array::<u64>().unwrap_err();
+    /// assert!(err.to_string().contains("element size"), "{err}");
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv_array<A: Pod>(&self) -> Result<SharedArray<A>> {
+        self.io.recv_array(Wait::Block)
     }
 }

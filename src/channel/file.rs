@@ -6,13 +6,15 @@
 //! names how large a file it accepts, per call: files are often larger than what a
 //! connection accepts as a message, and nothing of a file's size is ever allocated.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{lock, Connection, Receiver, Sender};
-use crate::error::{Error, Result};
+use super::{Receiver, Sender};
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
+use crate::message::Wait;
 
 impl<T, C> Sender<T, C> {
     /// Sends the whole of `file` (from offset 0, as long as it is now) as one message;
@@ -45,10 +47,7 @@ impl<T, C> Sender<T, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_file(&self, file: &File) -> Result<u64> {
-        let mut out = lock(&self.out);
-        let len = file.metadata()?.len();
-        out.writer.send_file(file, len)?;
-        Ok(len)
+        self.io.send_file(file)
     }
 }
 
@@ -87,11 +86,7 @@ impl<T, C> Receiver<T, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_file(&self, dest: impl AsRef<Path>, limit: u64) -> Result<u64> {
-        let dest = dest.as_ref();
-        let mut tmp = TempFile::beside(dest)?;
-        let len = self.recv_to_writer(&mut tmp.file, limit)?;
-        tmp.persist(dest)?;
-        Ok(len)
+        self.io.recv_file(dest.as_ref(), limit)
     }
 
     /// Receives the next message and writes its payload to `out` in pieces of at most
@@ -115,88 +110,6 @@ impl<T, C> Receiver<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn recv_to_writer(&self, out: &mut impl Write, limit: u64) -> Result<u64> {
-        self.inbound().reader.recv_to(limit, out)
-    }
-}
-
-impl<S, R, C> Connection<S, R, C> {
-    /// Sends the whole of `file` as one message; see [`Sender::send_file`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Sender::send_file`].
-    pub fn send_file(&self, file: &File) -> Result<u64> {
-        self.tx.send_file(file)
-    }
-
-    /// Receives the next message into the file `dest`; see [`Receiver::recv_file`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv_file`].
-    pub fn recv_file(&self, dest: impl AsRef<Path>, limit: u64) -> Result<u64> {
-        self.rx.recv_file(dest, limit)
-    }
-
-    /// Receives the next message into `out`; see [`Receiver::recv_to_writer`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv_to_writer`].
-    pub fn recv_to_writer(&self, out: &mut impl Write, limit: u64) -> Result<u64> {
-        self.rx.recv_to_writer(out, limit)
-    }
-}
-
-/// A temporary file beside its destination, removed when dropped unless persisted.
-struct TempFile {
-    file: File,
-    path: PathBuf,
-    persisted: bool,
-}
-
-impl TempFile {
-    /// Creates `.<name>.<random>.part` in `dest`'s directory: a new file (never an existing
-    /// one, so no symlink or other file is followed), mode 0o600, close-on-exec (as every
-    /// file std opens).
-    fn beside(dest: &Path) -> Result<TempFile> {
-        let name = dest.file_name().ok_or_else(|| {
-            Error::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{} names no file", dest.display()),
-            ))
-        })?;
-        let mut rnd = [0u8; 8];
-        getrandom::fill(&mut rnd).map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".{:016x}.part", u64::from_ne_bytes(rnd)));
-        let path = dest.with_file_name(tmp_name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        Ok(TempFile {
-            file,
-            path,
-            persisted: false,
-        })
-    }
-
-    /// Syncs the file and renames it to `dest`.
-    fn persist(&mut self, dest: &Path) -> Result<()> {
-        self.file.sync_all()?;
-        fs::rename(&self.path, dest)?;
-        self.persisted = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.persisted {
-            let _ = fs::remove_file(&self.path);
-        }
+        self.io.recv_to(limit, out, Wait::Block)
     }
 }

@@ -1,17 +1,16 @@
-//! Sends with a deadline, and the byte-level non-blocking receives.
+//! Sends with a deadline, and the byte-level receives that do not block or wait at most
+//! a timeout.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytemuck::Pod;
 
-use super::{lock, Connection, Receiver, Sender};
-use crate::codec::Codec;
-use crate::error::{Error, Result};
-
-/// The instant `timeout` from now; `None` when it is too far away to represent.
-fn deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
+use super::{deadline, Receiver, Sender};
+use crate::codec::api::Codec;
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
+use crate::message::Wait;
 
 impl<T, C> Sender<T, C> {
     /// Sends `value` as one message, waiting at most `timeout` for the peer to make room;
@@ -88,12 +87,8 @@ impl<T, C> Sender<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn send_bytes_timeout<P: Pod>(&self, data: &[P], timeout: Duration) -> Result<()> {
-        let mut out = lock(&self.out);
-        let payload = bytemuck::cast_slice(data);
-        match deadline(timeout) {
-            Some(d) => out.writer.send_frame_until(payload, d),
-            None => out.writer.send_frame(payload),
-        }
+        self.io
+            .send_bytes(bytemuck::cast_slice(data), deadline(timeout))
     }
 
     /// Writes the rest of a message that a [`send_timeout`](Sender::send_timeout) left
@@ -115,7 +110,7 @@ impl<T, C> Sender<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn flush_timeout(&self, timeout: Duration) -> Result<()> {
-        lock(&self.out).writer.flush_until(deadline(timeout))
+        self.io.flush(deadline(timeout))
     }
 }
 
@@ -138,11 +133,7 @@ impl<T, C> Receiver<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn try_recv_bytes(&self) -> Result<Vec<u8>> {
-        let mut inp = lock(&self.inp);
-        if !inp.reader.poll_now() {
-            return Err(Error::Empty);
-        }
-        inp.reader.recv_vec()
+        self.io.recv_vec(Wait::Now)
     }
 
     /// Receives the next message into `out` if a whole message is ready, without
@@ -165,11 +156,7 @@ impl<T, C> Receiver<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn try_recv_bytes_into<P: Pod>(&self, out: &mut [P]) -> Result<usize> {
-        let mut inp = lock(&self.inp);
-        if !inp.reader.poll_now() {
-            return Err(Error::Empty);
-        }
-        inp.reader.recv_into(bytemuck::cast_slice_mut(out))
+        self.io.recv_into(bytemuck::cast_slice_mut(out), Wait::Now)
     }
 
     /// Receives the next message's bytes, waiting at most `timeout` for it to arrive
@@ -193,73 +180,38 @@ impl<T, C> Receiver<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
-        let mut inp = lock(&self.inp);
-        if !inp.reader.poll(Some(timeout))? {
-            return Err(Error::Timeout);
-        }
-        inp.reader.recv_vec()
+        self.io.recv_vec(Wait::Within(timeout))
     }
-}
 
-impl<S, R, C> Connection<S, R, C> {
-    /// Sends `value`, waiting at most `timeout` for room; see [`Sender::send_timeout`].
+    /// Receives the next message into `out`, waiting at most `timeout` for it to arrive
+    /// whole; see [`recv_bytes_into`](Receiver::recv_bytes_into).
     ///
     /// # Errors
     ///
-    /// As [`Sender::send_timeout`].
-    pub fn send_timeout(&self, value: &S, timeout: Duration) -> Result<()>
-    where
-        C: Codec<S>,
-    {
-        self.tx.send_timeout(value, timeout)
-    }
-
-    /// Sends the bytes of `data`, waiting at most `timeout` for room; see
-    /// [`Sender::send_bytes_timeout`].
+    /// - [`Error::Timeout`](crate::Error::Timeout) when no whole message arrived in time;
+    ///   nothing is lost.
+    /// - Otherwise as [`recv_bytes_into`](Receiver::recv_bytes_into).
     ///
-    /// # Errors
+    /// # Examples
     ///
-    /// As [`Sender::send_bytes_timeout`].
-    pub fn send_bytes_timeout<P: Pod>(&self, data: &[P], timeout: Duration) -> Result<()> {
-        self.tx.send_bytes_timeout(data, timeout)
-    }
-
-    /// Writes the rest of a partly sent message; see [`Sender::flush_timeout`].
+    /// ```
+    /// use std::time::Duration;
     ///
-    /// # Errors
-    ///
-    /// As [`Sender::flush_timeout`].
-    pub fn flush_timeout(&self, timeout: Duration) -> Result<()> {
-        self.tx.flush_timeout(timeout)
-    }
-
-    /// Receives the next message's bytes without blocking; see
-    /// [`Receiver::try_recv_bytes`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::try_recv_bytes`].
-    pub fn try_recv_bytes(&self) -> Result<Vec<u8>> {
-        self.rx.try_recv_bytes()
-    }
-
-    /// Receives the next message into `out` without blocking; see
-    /// [`Receiver::try_recv_bytes_into`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::try_recv_bytes_into`].
-    pub fn try_recv_bytes_into<P: Pod>(&self, out: &mut [P]) -> Result<usize> {
-        self.rx.try_recv_bytes_into(out)
-    }
-
-    /// Receives the next message's bytes within `timeout`; see
-    /// [`Receiver::recv_bytes_timeout`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv_bytes_timeout`].
-    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
-        self.rx.recv_bytes_timeout(timeout)
+    /// let (tx, rx) = procwire::pipe::<()>()?;
+    /// let mut out = [0f32; 2];
+    /// let err = rx.recv_bytes_into_timeout(&mut out, Duration::from_millis(5)).unwrap_err();
+    /// assert!(matches!(err, procwire::Error::Timeout));
+    /// tx.send_bytes(&[0.5f32, 2.0])?;
+    /// assert_eq!(rx.recv_bytes_into_timeout(&mut out, Duration::from_secs(5))?, 8);
+    /// assert_eq!(out, [0.5, 2.0]);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv_bytes_into_timeout<P: Pod>(
+        &self,
+        out: &mut [P],
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.io
+            .recv_into(bytemuck::cast_slice_mut(out), Wait::Within(timeout))
     }
 }

@@ -1,30 +1,17 @@
 //! Receivers and connections as sources for [`wait`](crate::wait()) and
 //! [`WaitSet`](crate::WaitSet).
 
-use std::sync::TryLockError;
-
 use super::{Connection, Receiver};
-use crate::connection::Reader;
+use crate::message::Reader;
 use crate::wait::{Probe, WaitSource, Waitable};
-
-impl<T, C> Receiver<T, C> {
-    /// Runs `f` on the reader unless another thread holds the receiver.
-    fn try_reader<R>(&self, f: impl FnOnce(&mut Reader) -> R) -> Option<R> {
-        match self.inp.try_lock() {
-            Ok(mut inp) => Some(f(&mut inp.reader)),
-            Err(TryLockError::Poisoned(p)) => Some(f(&mut p.into_inner().reader)),
-            Err(TryLockError::WouldBlock) => None,
-        }
-    }
-}
 
 impl<T, C> Probe for Receiver<T, C> {
     fn buffered(&self) -> Option<bool> {
-        self.try_reader(|r| r.ready_buffered())
+        self.io.try_reader(|r| r.ready_buffered())
     }
 
     fn read_now(&self) -> bool {
-        self.try_reader(Reader::poll_now).unwrap_or(true)
+        self.io.try_reader(Reader::poll_now).unwrap_or(true)
     }
 }
 
@@ -44,7 +31,7 @@ impl<T, C> Probe for Receiver<T, C> {
 /// ```
 impl<T, C> Waitable for Receiver<T, C> {
     fn wait_source(&self) -> WaitSource<'_> {
-        WaitSource::receiver(&self.fd, self)
+        WaitSource::receiver(self.io.fd(), self)
     }
 }
 

@@ -3,14 +3,14 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::Codec;
+use super::api::Codec;
 
 /// A codec for JSON text, through [serde_json](https://docs.rs/serde_json): one JSON
 /// document per message, UTF-8, compact.
 ///
 /// Readable on the wire (`strace`, a Python peer's `json.loads(conn.recv_bytes())`) and
 /// spoken by every language; larger and slower than [`Postcard`](crate::Postcard) or
-/// [`Rkyv`](crate::Rkyv). Floats round-trip exactly; NaN and infinities have no JSON form
+/// [`Rkyv`](crate::codec::Rkyv). Floats round-trip exactly; NaN and infinities have no JSON form
 /// and become `null`, which decodes as an error into `f64`. Map keys must be strings
 /// (or integers, written as strings). Decoding refuses nesting deeper than 128 levels
 /// and trailing bytes after the document.
@@ -18,7 +18,7 @@ use super::Codec;
 /// # Examples
 ///
 /// ```
-/// use procwire::Json;
+/// use procwire::codec::Json;
 ///
 /// let (tx, rx) = procwire::pipe_with::<(u8, Vec<String>), Json>(Json)?;
 /// tx.send(&(1, vec!["a".into()]))?;

@@ -1,6 +1,8 @@
 //! Codecs: how typed values become message payloads.
 //!
-//! A [`Codec<T>`] turns a `T` into the bytes of one message and back. Typed
+//! A [`Codec<T>`] turns a `T` into the bytes of one message and back. The trait and the
+//! default codec, [`Postcard`](crate::Postcard), live at the crate root; this module holds
+//! the others, each behind its cargo feature. Typed
 //! [`Sender`](crate::Sender), [`Receiver`](crate::Receiver) and
 //! [`Connection`](crate::Connection) are generic over the codec, with `Postcard` as the
 //! default (feature `postcard`).
@@ -59,12 +61,13 @@
 //! # Ok::<(), procwire::Error>(())
 //! ```
 
+pub(crate) mod api;
 #[cfg(feature = "json")]
 mod json;
 #[cfg(feature = "pickle")]
 mod pickle;
 #[cfg(feature = "postcard")]
-mod postcard;
+pub(crate) mod postcard;
 #[cfg(feature = "rkyv")]
 mod rkyv;
 
@@ -74,34 +77,7 @@ pub use self::json::Json;
 pub use self::pickle::{
     Pickle, DEFAULT_PICKLE_DEPTH, DEFAULT_PICKLE_EXPANSION, DEFAULT_PICKLE_SIZE,
 };
-#[cfg(feature = "postcard")]
-pub use self::postcard::Postcard;
 #[cfg(feature = "rkyv")]
 pub use self::rkyv::{ArchiveGuard, Rkyv};
-
-/// Encodes values of `T` into message payloads and decodes them back.
-///
-/// One codec value may serve many `T`s (implement `Codec<T>` for each). Codecs take
-/// `&mut self` so they can keep scratch state; a connection that is
-/// [`split`](crate::Connection::split) clones its codec, so codecs used that way are `Clone`.
-pub trait Codec<T> {
-    /// The error encode and decode report; it becomes the
-    /// [`source`](std::error::Error::source) of [`Error::Encode`](crate::Error::Encode) or
-    /// [`Error::Decode`](crate::Error::Decode).
-    type Error: std::error::Error + Send + Sync + 'static;
-
-    /// Appends the encoding of `value` to `out`.
-    ///
-    /// # Errors
-    ///
-    /// When `value` cannot be represented by this codec. What was appended to `out` is
-    /// discarded by the caller.
-    fn encode(&mut self, value: &T, out: &mut Vec<u8>) -> Result<(), Self::Error>;
-
-    /// Decodes one message payload.
-    ///
-    /// # Errors
-    ///
-    /// When `bytes` is not a valid encoding of a `T`. Must not panic on any input.
-    fn decode(&mut self, bytes: &[u8]) -> Result<T, Self::Error>;
-}
+#[cfg(doc)]
+use crate::Codec;

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_pickle::{DeOptions, Error, ErrorCode, SerOptions};
 
-use super::Codec;
+use super::api::Codec;
 
 /// The nesting depth [`Pickle`] accepts by default, as serde_json's.
 pub const DEFAULT_PICKLE_DEPTH: u32 = 128;
@@ -83,7 +83,7 @@ const KNOWN_GLOBALS: [&str; 16] = [
 ///
 /// ```
 /// use std::collections::BTreeMap;
-/// use procwire::Pickle;
+/// use procwire::codec::Pickle;
 ///
 /// type Msg = (u32, String, Option<f64>, BTreeMap<String, Vec<i64>>);
 /// let (tx, rx) = procwire::pipe_with::<Msg, Pickle>(Pickle::new())?;
@@ -149,7 +149,8 @@ impl Pickle {
     /// # Examples
     ///
     /// ```
-    /// use procwire::{Codec, Pickle};
+    /// use procwire::Codec;
+    /// use procwire::codec::Pickle;
     ///
     /// // What Python's pickle.dumps(['x' * 100_000] * 100, protocol=2) writes:
     /// // 100 KB that expands to 10 MB.
@@ -177,7 +178,8 @@ impl Pickle {
     /// # Examples
     ///
     /// ```
-    /// use procwire::{Codec, Pickle};
+    /// use procwire::Codec;
+    /// use procwire::codec::Pickle;
     ///
     /// // Python: pickle.dumps([1, array('i', [2])], protocol=3)
     /// let p = b"\x80\x03]q\x00(K\x01carray\n_array_reconstructor\nq\x01(carray\narray\nq\x02X\x01\x00\x00\x00iq\x03K\x08C\x04\x02\x00\x00\x00q\x04tq\x05Rq\x06e.";

@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::Codec;
+use super::api::Codec;
 
 /// The default codec: any `serde` type, encoded with [postcard](https://docs.rs/postcard).
 ///

@@ -12,20 +12,19 @@ use ::rkyv::util::AlignedVec;
 use ::rkyv::{Archive, Deserialize, Serialize};
 use yoke::Yoke;
 
-use super::Codec;
-use crate::channel::{Connection, Inbound, Receiver};
-use crate::connection::Grow;
+use super::api::Codec;
 use crate::error::{Error, Result};
+use crate::message::{Grow, In, MessageReceiver, Wait};
 
 /// The alignment of the receive buffer, and of every archive the codec reads in place.
 const ALIGN: usize = AlignedVec::<16>::ALIGNMENT;
 
 /// A codec for [rkyv](https://docs.rs/rkyv) 0.8 archives, whose receive can hand out the
-/// archived value in place: [`Receiver::recv_archived`] reads the payload from the kernel
+/// archived value in place: [`Receiver::recv_archived`](crate::Receiver::recv_archived) reads the payload from the kernel
 /// straight into an aligned buffer that the receiver keeps, validates it, and returns an
 /// [`ArchiveGuard`] that dereferences to `&Archived<T>`: no deserialisation, no copy.
 ///
-/// [`recv`](Receiver::recv) deserialises to `T` as usual. Everything received is
+/// [`recv`](crate::Receiver::recv) deserialises to `T` as usual. Everything received is
 /// validated with `bytecheck` before it is used, so a hostile or confused peer gets an
 /// [`Error::Decode`], never undefined behaviour; this crate offers no unchecked access.
 ///
@@ -41,7 +40,7 @@ const ALIGN: usize = AlignedVec::<16>::ALIGNMENT;
 /// # Examples
 ///
 /// ```
-/// use procwire::Rkyv;
+/// use procwire::codec::Rkyv;
 ///
 /// #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, PartialEq)]
 /// struct Frame {
@@ -155,20 +154,20 @@ where
 
 /// A received, validated archive of a `T`, read in place in the receiver's buffer;
 /// dereferences to [`Archived<T>`](::rkyv::Archived). Made by
-/// [`Receiver::recv_archived`].
+/// [`Receiver::recv_archived`](crate::Receiver::recv_archived).
 ///
 /// The guard holds the receiver's lock: until it is dropped, every other receive, `poll`
 /// or setting on the same [`Receiver`] (or the receiving side of the same
 /// [`Connection`]) waits, and one made on the thread that holds the guard deadlocks or
 /// panics (as re-locking a [`Mutex`](std::sync::Mutex) does). Drop the guard, or let it
-/// go out of scope, before receiving again. Sending on a [`Connection`] uses a separate
+/// go out of scope, before receiving again. Sending on a [`Connection`](crate::Connection) uses a separate
 /// lock and is not affected. For the same reason the guard is not `Send`: it is released
 /// on the thread that received.
 ///
 /// # Examples
 ///
 /// ```
-/// let (tx, rx) = procwire::pipe_with::<Vec<u32>, procwire::Rkyv>(procwire::Rkyv::new())?;
+/// let (tx, rx) = procwire::pipe_with::<Vec<u32>, procwire::codec::Rkyv>(procwire::codec::Rkyv::new())?;
 /// tx.send(&vec![1, 2, 3])?;
 /// let archived = rx.recv_archived()?;
 /// assert_eq!(archived.iter().map(|n| n.to_native()).sum::<u32>(), 6);
@@ -180,7 +179,7 @@ where
     T: Archive,
     T::Archived: 'static,
 {
-    yoke: Yoke<&'static T::Archived, MutexGuard<'a, Inbound<Rkyv>>>,
+    yoke: Yoke<&'static T::Archived, MutexGuard<'a, In<Rkyv>>>,
 }
 
 impl<'a, T> ArchiveGuard<'a, T>
@@ -189,9 +188,9 @@ where
     T::Archived: for<'v> CheckBytes<HighValidator<'v, rancor::Error>> + 'static,
 {
     /// Validates the message in `inbound`'s codec buffer and keeps the lock with it.
-    fn validate(inbound: MutexGuard<'a, Inbound<Rkyv>>) -> Result<Self> {
-        Yoke::try_attach_to_cart(inbound, |inbound: &Inbound<Rkyv>| {
-            ::rkyv::access::<T::Archived, rancor::Error>(inbound.codec.message())
+    fn validate(inbound: MutexGuard<'a, In<Rkyv>>) -> Result<Self> {
+        Yoke::try_attach_to_cart(inbound, |inbound: &In<Rkyv>| {
+            ::rkyv::access::<T::Archived, rancor::Error>(inbound.state.message())
         })
         .map(|yoke| ArchiveGuard { yoke })
         .map_err(|e| Error::Decode(Box::new(e)))
@@ -218,7 +217,7 @@ where
 
     /// The archive's bytes as received: the whole payload of the message.
     pub fn as_bytes(&self) -> &[u8] {
-        self.yoke.backing_cart().codec.message()
+        self.yoke.backing_cart().state.message()
     }
 }
 
@@ -244,60 +243,20 @@ where
     }
 }
 
-impl<T> Receiver<T, Rkyv>
-where
-    T: Archive,
-    T::Archived: for<'v> CheckBytes<HighValidator<'v, rancor::Error>> + 'static,
-{
-    /// Receives the next message and returns its validated archive in place, blocking
-    /// until it has arrived.
-    ///
-    /// The payload is read into the receiver's aligned buffer (a large one straight from
-    /// the kernel, a small one from the read buffer), validated, and handed out without
-    /// deserialisation or another copy. The returned guard holds the receiver's lock; see
-    /// [`ArchiveGuard`]. To wait without blocking forever, [`poll`](Receiver::poll) first.
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::Decode`] when the payload is not a valid archive of a `T` (bytecheck
-    ///   refused it); the message is consumed and the next one is readable.
-    /// - Otherwise as [`recv`](Receiver::recv).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use procwire::Rkyv;
-    ///
-    /// let (a, b) = procwire::duplex_with::<(u32, String), (u32, String), Rkyv>(Rkyv::new())?;
-    /// a.send(&(1, "one".to_string()))?;
-    /// let msg = b.recv_archived()?;
-    /// assert_eq!((msg.0.to_native(), msg.1.as_str()), (1, "one"));
-    ///
-    /// a.send_bytes(b"not an archive")?;
-    /// drop(msg);
-    /// assert!(matches!(b.recv_archived(), Err(procwire::Error::Decode(_))));
-    /// # Ok::<(), procwire::Error>(())
-    /// ```
-    pub fn recv_archived(&self) -> Result<ArchiveGuard<'_, T>> {
-        let mut inbound = self.inbound();
-        let Inbound { reader, codec } = &mut *inbound;
-        reader.recv_growing(codec)?;
+/// The in-place receive, at the message layer: the typed
+/// [`Receiver::recv_archived`](crate::Receiver::recv_archived)(crate::Receiver::recv_archived) family calls it.
+impl MessageReceiver<Rkyv> {
+    /// Waits as `wait` says, reads the next payload into the codec's aligned buffer and
+    /// validates it, keeping the receiver's lock in the guard.
+    pub(crate) fn recv_archived<T>(&self, wait: Wait) -> Result<ArchiveGuard<'_, T>>
+    where
+        T: Archive,
+        T::Archived: for<'v> CheckBytes<HighValidator<'v, rancor::Error>> + 'static,
+    {
+        let mut inbound = self.lock();
+        inbound.ready(wait)?;
+        let In { reader, state } = &mut *inbound;
+        reader.recv_growing(state)?;
         ArchiveGuard::validate(inbound)
-    }
-}
-
-impl<S, R> Connection<S, R, Rkyv>
-where
-    R: Archive,
-    R::Archived: for<'v> CheckBytes<HighValidator<'v, rancor::Error>> + 'static,
-{
-    /// Receives the next message's validated archive in place; see
-    /// [`Receiver::recv_archived`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv_archived`].
-    pub fn recv_archived(&self) -> Result<ArchiveGuard<'_, R>> {
-        self.receiver().recv_archived()
     }
 }

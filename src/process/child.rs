@@ -45,6 +45,10 @@ pub struct Child {
 }
 
 impl Child {
+    /// The environment variable through which [`spawn`](crate::spawn) tells the child where
+    /// its connection is: `PROCWIRE_FD`.
+    pub const PARENT_FD_ENV: &'static str = super::PARENT_FD_ENV;
+
     pub(crate) fn new(inner: process::Child) -> Child {
         let pidfd = open_pidfd(&inner).map(Arc::new);
         Child { inner, pidfd }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::{Envelope, MsgId, RpcConnection};
 use crate::channel::{Receiver, Sender};
-use crate::codec::Codec;
+use crate::codec::api::Codec;
 use crate::error::{Error, Result};
 
 /// How often the reader thread looks whether its requester is gone.

@@ -1,4 +1,4 @@
-//! The [`dispatch!`](crate::dispatch) macro: typed per-variant handlers.
+//! The [`dispatch!`](crate::rpc::dispatch) macro: typed per-variant handlers.
 
 /// Declares a protocol: a request enum, a response enum, a handler trait with one method
 /// per request, and a client trait with one typed method per request on [`Requester`].
@@ -10,7 +10,7 @@
 /// compile.
 ///
 /// ```text
-/// procwire::dispatch! {
+/// procwire::rpc::dispatch! {
 ///     /// docs
 ///     pub trait Handler, client Client {
 ///         enum Request, Response;
@@ -27,26 +27,26 @@
 ///   `enum Response { Variant(ReturnType), ... }`, serde-serialisable (your crate depends
 ///   on `serde`);
 /// - `trait Handler`, with `fn method(&mut self, arg: Type, ...) -> Result<ReturnType,
-///   procwire::BoxError>` for each variant and a provided
+///   procwire::rpc::BoxError>` for each variant and a provided
 ///   `fn dispatch(&mut self, call: Call<'_, Request>) -> Result<Response, BoxError>` that
-///   routes a [`Call`](crate::Call) to its method — hand it to [`serve`](crate::serve);
+///   routes a [`Call`](crate::rpc::Call) to its method — hand it to [`serve`](crate::rpc::serve);
 /// - `trait Client`, with `fn method(&self, arg: Type, ..., timeout: Duration) ->
 ///   procwire::Result<ReturnType>` for each variant, implemented for
 ///   `Requester<Request, Response, C>`: a request and its typed answer. One-way messages
 ///   (the seed's `message_callback`) are [`Requester::send`]`(Request::Variant { .. })`;
 ///   their handler runs the same method and its value is dropped.
 ///
-/// Handlers that need the call's [`MsgId`](crate::MsgId) (to drop duplicates) or a pushed
-/// file can look at the [`Call`](crate::Call) before passing it on to `dispatch`. Avoid
+/// Handlers that need the call's [`MsgId`](crate::rpc::MsgId) (to drop duplicates) or a pushed
+/// file can look at the [`Call`](crate::rpc::Call) before passing it on to `dispatch`. Avoid
 /// method names that [`Requester`] itself has (`send`, `request`, …): those would win.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::time::Duration;
-/// use procwire::{serve, BoxError, Requester, RpcConnection};
+/// use procwire::rpc::{BoxError, Requester, RpcConnection, serve};
 ///
-/// procwire::dispatch! {
+/// procwire::rpc::dispatch! {
 ///     /// What a drone does when told.
 ///     pub trait Drone, client DroneClient {
 ///         enum DroneRequest, DroneResponse;
@@ -90,8 +90,11 @@
 /// # Ok::<(), procwire::Error>(())
 /// ```
 ///
-/// [`Requester`]: crate::Requester
-/// [`Requester::send`]: crate::Requester::send
+/// [`Requester`]: crate::rpc::Requester
+/// [`Requester::send`]: crate::rpc::Requester::send
+// Exported at the crate root, as every `macro_rules!` macro is; its documented path is
+// `procwire::rpc::dispatch`.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! dispatch {
     (
@@ -126,14 +129,14 @@ macro_rules! dispatch {
         $vis trait $handler {
             $(
                 $(#[$vmeta])*
-                fn $method(&mut self $(, $arg: $ty)*) -> ::std::result::Result<$ret, $crate::BoxError>;
+                fn $method(&mut self $(, $arg: $ty)*) -> ::std::result::Result<$ret, $crate::rpc::BoxError>;
             )*
 
             /// Routes `call` to the method of its variant.
             fn dispatch(
                 &mut self,
-                call: $crate::Call<'_, $req>,
-            ) -> ::std::result::Result<$resp, $crate::BoxError> {
+                call: $crate::rpc::Call<'_, $req>,
+            ) -> ::std::result::Result<$resp, $crate::rpc::BoxError> {
                 match call.body {
                     $( $req::$variant { $($arg),* } => self.$method($($arg),*).map($resp::$variant), )*
                 }
@@ -148,9 +151,9 @@ macro_rules! dispatch {
             )*
         }
 
-        impl<C> $client for $crate::Requester<$req, $resp, C>
+        impl<C> $client for $crate::rpc::Requester<$req, $resp, C>
         where
-            C: $crate::Codec<$crate::Envelope<$req, $resp>> + Clone + Send + 'static,
+            C: $crate::Codec<$crate::rpc::Envelope<$req, $resp>> + Clone + Send + 'static,
         {
             $(
                 fn $method(&self $(, $arg: $ty)*, timeout: ::std::time::Duration) -> $crate::Result<$ret> {

@@ -10,7 +10,7 @@ use super::core::{Answer, Connector, Halves, Kind, Shared};
 use super::{Envelope, MsgId, RpcConnection};
 #[allow(unused_imports)] // for intra-doc links
 use crate::channel::{Receiver, Sender};
-use crate::codec::Codec;
+use crate::codec::api::Codec;
 use crate::error::{Error, Result};
 #[cfg(feature = "postcard")]
 use crate::Postcard;
@@ -19,7 +19,7 @@ use crate::Postcard;
 /// cloneable handle that many threads share.
 ///
 /// Made by [`Requester::new`] from a connection, or by
-/// [`ReconnectBuilder::start`](crate::ReconnectBuilder::start) for one that reconnects.
+/// [`ReconnectBuilder::start`](crate::rpc::ReconnectBuilder::start) for one that reconnects.
 /// A reader thread, started here, receives the responses; it ends when the last clone of
 /// the requester is dropped (which closes the connection) or the connection is lost.
 /// Requests go one way per connection: requests and messages the peer sends to a requester
@@ -39,7 +39,7 @@ use crate::Postcard;
 ///
 /// ```
 /// use std::time::Duration;
-/// use procwire::{serve, Envelope, Requester};
+/// use procwire::rpc::{Envelope, Requester, serve};
 ///
 /// let (client, server) = procwire::duplex::<Envelope<u32, u32>, Envelope<u32, u32>>()?;
 /// std::thread::spawn(move || serve(&server, |call| Ok::<_, String>(call.body + 1)));
@@ -97,7 +97,7 @@ where
     Resp: Send + 'static,
     C: Codec<Envelope<Req, Resp>> + Clone + Send + 'static,
 {
-    /// Starts a requester on `conn` (whose peer runs [`serve`](crate::serve) or similar).
+    /// Starts a requester on `conn` (whose peer runs [`serve`](crate::rpc::serve) or similar).
     /// When the connection is lost, waiting requests fail with [`Error::Disconnected`], and
     /// so does every later call.
     ///
@@ -178,7 +178,7 @@ where
     }
 
     /// Sends request `req` with the whole of `file` (the seed protocol's `send_file`); the
-    /// handler receives it through [`Call::file`](crate::Call::file). Waits at most
+    /// handler receives it through [`Call::file`](crate::rpc::Call::file). Waits at most
     /// `timeout` for the response.
     ///
     /// # Errors
@@ -191,7 +191,7 @@ where
     }
 
     /// Sends request `req`, whose handler answers with a file
-    /// ([`Reply::File`](crate::Reply::File)), and receives that file into `dest` (the seed
+    /// ([`Reply::File`](crate::rpc::Reply::File)), and receives that file into `dest` (the seed
     /// protocol's `get_file`); returns its length.
     ///
     /// The file is received as by [`Receiver::recv_file`]: a temporary file renamed to

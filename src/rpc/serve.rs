@@ -8,7 +8,7 @@ use std::sync::{mpsc, Mutex};
 
 use super::core::lock;
 use super::{Envelope, MsgId, RemoteError, Reply, RpcConnection};
-use crate::codec::Codec;
+use crate::codec::api::Codec;
 use crate::error::{Error, Result};
 
 /// One incoming message or request, as a handler sees it.
@@ -20,7 +20,7 @@ pub struct Call<'a, Req> {
     pub id: MsgId,
     /// The message or request.
     pub body: Req,
-    /// The file pushed with it ([`Requester::push_file`](crate::Requester::push_file)),
+    /// The file pushed with it ([`Requester::push_file`](crate::rpc::Requester::push_file)),
     /// to be received by the handler; one that the handler leaves is read and dropped.
     pub file: Option<Attachment<'a>>,
 }
@@ -83,7 +83,7 @@ impl fmt::Debug for Attachment<'_> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use procwire::{serve, Envelope, Requester};
+/// use procwire::rpc::{Envelope, Requester, serve};
 ///
 /// let (client, server) = procwire::duplex::<Envelope<String, usize>, Envelope<String, usize>>()?;
 /// std::thread::spawn(move || serve(&server, |call| Ok::<_, String>(call.body.len())));
@@ -229,7 +229,7 @@ where
 ///
 /// ```
 /// use std::time::Duration;
-/// use procwire::{serve_concurrent, Envelope, Requester};
+/// use procwire::rpc::{Envelope, Requester, serve_concurrent};
 ///
 /// let (client, server) = procwire::duplex::<Envelope<u64, u64>, Envelope<u64, u64>>()?;
 /// std::thread::spawn(move || {

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::{FileType, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
+use super::EndpointFile;
 use crate::error::{Error, Result};
 
 /// The most an announcement may take: `PIPE_BUF` on Linux, the size the kernel writes whole.
@@ -44,6 +45,8 @@ pub(crate) struct FifoListener {
     read: OwnedFd,
     _keep_open: OwnedFd,
     pending: Mutex<Vec<u8>>,
+    /// The rendezvous FIFO, removed on close or drop if it is still ours.
+    file: EndpointFile,
 }
 
 fn open(path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
@@ -109,7 +112,13 @@ impl FifoListener {
             read,
             _keep_open: keep_open,
             pending: Mutex::new(Vec::new()),
+            file: EndpointFile::of(path)?,
         })
+    }
+
+    /// Stops listening and removes the rendezvous FIFO if it is still ours.
+    pub(crate) fn close(self) -> Result<()> {
+        Ok(self.file.remove()?)
     }
 
     /// Waits for the next announcement and opens the client's pair.

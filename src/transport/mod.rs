@@ -1,36 +1,345 @@
-//! Transports: where a connection's descriptor comes from.
+//! Transports: where a connection's descriptors come from, and how they are written.
 //!
-//! Every transport provides a connected, close-on-exec, blocking stream descriptor and says
-//! how it is written without `SIGPIPE` ([`FdKind`](crate::connection::FdKind)). Above that,
-//! framing, buffering, polling and codecs are the same for all of them.
+//! This is the lowest layer. It knows sockets, pipes and FIFOs and nothing of frames,
+//! codecs or typed values: it imports only [`Address`] and the error type. Every backend
+//! provides the same five things, and the layers above rely on nothing else:
 //!
-//! | transport | file | directions | made by |
+//! 1. **Bind** an endpoint ([`Bound::bind`]): a listening socket or a rendezvous FIFO,
+//!    with the options of [`BindOptions`] (backlog, the mode of a file in the file system).
+//!    Everything about the file system (stale socket files, binding in a private staging
+//!    directory so that nobody can connect before the mode is set, removing the file on
+//!    close only if it is still ours) lives in the backend.
+//! 2. **Accept** a stream ([`Bound::accept`]) together with the peer's address when the
+//!    operating system gives one.
+//! 3. **Connect** before a deadline ([`connect`]), retrying where the family allows (a Unix
+//!    socket or FIFO that does not exist yet), failing at once where it does not (a refused
+//!    TCP port), with an error that names the address and the cause.
+//! 4. The **descriptor kind** ([`Kind`]) of every stream it hands out, probed at most once
+//!    per connection; it decides how the message layer reads (with or without a control
+//!    buffer for descriptors) and writes.
+//! 5. **Writing without `SIGPIPE`** ([`write_vectored`]): `MSG_NOSIGNAL` on sockets,
+//!    the signal blocked around the write on pipes (`sigpipe.rs`), so a vanished reader
+//!    is an `EPIPE` error and never kills the process.
+//!
+//! Every descriptor a backend creates is close-on-exec and in blocking mode.
+//!
+//! | transport | file | directions | kind |
 //! | --- | --- | --- | --- |
-//! | `socketpair(AF_UNIX, SOCK_STREAM)` | `socketpair.rs` | both | [`duplex`](crate::duplex), [`spawn`](crate::spawn) |
-//! | anonymous pipe | `pipe.rs` | one | [`pipe`](crate::pipe) |
-//! | TCP, Unix path, Linux abstract socket | `listener.rs`, `client.rs` (via `socket2`) | both | [`Listener`](crate::Listener), [`Client`](crate::Client) |
-//! | named pipes (`fifo:///path`) | `fifo.rs` | both, as two FIFOs | [`Listener`](crate::Listener), [`Client`](crate::Client) |
+//! | `socketpair(AF_UNIX, SOCK_STREAM)` | `socketpair.rs` | both | [`Kind::Unix`] |
+//! | anonymous pipe | `pipe.rs` | one | [`Kind::Pipe`] |
+//! | TCP over IPv4 and IPv6 | `tcp.rs` | both | [`Kind::Tcp`] |
+//! | Unix path and Linux abstract socket | `unix.rs` | both | [`Kind::Unix`] |
+//! | named pipes (`fifo:///path`) | `fifo.rs` | both, as two FIFOs | [`Kind::Pipe`] |
 //!
 //! Windows named pipes are not provided: the crate builds for Unix only, and no Windows
 //! target can be built or tested where it is developed. A Windows backend belongs in a
 //! `transport/windows_pipe.rs` of its own: CPython's `AF_PIPE` uses message-mode pipes with
-//! no length header (see `docs/wire-format.md`), so it would bypass `frame.rs`.
+//! no length header (see `docs/wire-format.md`), so it would bypass the frame decoder.
 
 pub(crate) mod fifo;
 mod pipe;
+pub(crate) mod sigpipe;
 mod socketpair;
+mod tcp;
+mod unix;
 
-#[cfg(feature = "postcard")]
-pub use self::pipe::pipe;
-pub use self::pipe::pipe_with;
-#[cfg(feature = "postcard")]
-pub use self::socketpair::duplex;
-pub use self::socketpair::duplex_with;
+pub(crate) use self::pipe::pipe;
 pub(crate) use self::socketpair::socketpair;
 
-use std::os::fd::{IntoRawFd, OwnedFd};
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use rustix::net::{AddressFamily, SendFlags};
+
+use crate::address::Address;
+use crate::error::{Error, Result};
+
+/// What a connection's descriptor is: decides how it is read and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A Unix-domain stream socket: `sendmsg(MSG_NOSIGNAL)`, read with `recvmsg` and a
+    /// control buffer, so it can carry descriptors.
+    Unix,
+    /// A TCP socket: `send(MSG_NOSIGNAL)`, plain reads.
+    Tcp,
+    /// Another stream socket (a family procwire does not make, received from elsewhere).
+    Socket,
+    /// A pipe or FIFO: `write`/`writev` with `SIGPIPE` blocked unless ignored, reads
+    /// preceded by `poll` when they must not block.
+    Pipe,
+}
+
+impl Kind {
+    /// Probes `fd` once: its socket family, or [`Kind::Pipe`] for anything that is not a
+    /// socket.
+    pub(crate) fn probe(fd: BorrowedFd<'_>) -> Kind {
+        match rustix::net::sockopt::socket_domain(fd) {
+            Ok(AddressFamily::UNIX) => Kind::Unix,
+            Ok(AddressFamily::INET | AddressFamily::INET6) => Kind::Tcp,
+            Ok(_) => Kind::Socket,
+            Err(_) => Kind::Pipe,
+        }
+    }
+
+    /// Whether the descriptor is a socket (so `send`/`recv` flags apply).
+    pub(crate) fn is_socket(self) -> bool {
+        self != Kind::Pipe
+    }
+}
+
+/// A connected stream, as a backend hands it up.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    /// One duplex socket.
+    Socket {
+        /// The socket.
+        fd: OwnedFd,
+        /// Its kind.
+        kind: Kind,
+    },
+    /// Two one-way descriptors: a pair of FIFOs.
+    Pipes {
+        /// The end this side reads.
+        read: OwnedFd,
+        /// The end this side writes.
+        write: OwnedFd,
+    },
+}
+
+/// How an endpoint is bound.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BindOptions {
+    /// The `listen(2)` backlog.
+    pub(crate) backlog: u32,
+    /// Permission bits of a socket file or rendezvous FIFO.
+    pub(crate) mode: u32,
+}
+
+/// How a TCP connection is set up.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TcpOptions {
+    /// Whether `TCP_NODELAY` is set.
+    pub(crate) nodelay: bool,
+    /// TCP keepalive, when on.
+    pub(crate) keepalive: Option<socket2::TcpKeepalive>,
+}
+
+/// A bound endpoint, listening.
+#[derive(Debug)]
+pub(crate) enum Bound {
+    /// TCP, IPv4 or IPv6.
+    Tcp(tcp::TcpListener),
+    /// A Unix path or an abstract name.
+    Unix(unix::UnixListener),
+    /// A rendezvous FIFO.
+    Fifo(fifo::FifoListener),
+}
+
+impl Bound {
+    /// Binds `addr` and starts listening; see the module docs for what each family does.
+    pub(crate) fn bind(addr: &Address, opts: BindOptions) -> Result<Bound> {
+        Ok(match addr {
+            Address::Tcp(_) | Address::TcpHost { .. } => {
+                Bound::Tcp(tcp::TcpListener::bind(addr, opts)?)
+            }
+            Address::Unix(path) => Bound::Unix(unix::UnixListener::bind_path(path, opts)?),
+            Address::Abstract(name) => Bound::Unix(unix::UnixListener::bind_abstract(name, opts)?),
+            Address::Fifo(path) => Bound::Fifo(fifo::FifoListener::bind(path, opts.mode)?),
+        })
+    }
+
+    /// The address it serves; for TCP with the real port after binding port 0.
+    pub(crate) fn local_addr(&self, bound: &Address) -> Result<Address> {
+        match self {
+            Bound::Tcp(l) => Ok(l.local_addr()?.unwrap_or_else(|| bound.clone())),
+            Bound::Unix(_) | Bound::Fifo(_) => Ok(bound.clone()),
+        }
+    }
+
+    /// Waits for the next client; its stream and, when the OS gives one, its address.
+    pub(crate) fn accept(&self) -> Result<(Stream, Option<Address>)> {
+        match self {
+            Bound::Tcp(l) => l.accept(),
+            Bound::Unix(l) => l.accept(),
+            Bound::Fifo(f) => {
+                let pair = f.accept()?;
+                Ok((
+                    Stream::Pipes {
+                        read: pair.read,
+                        write: pair.write,
+                    },
+                    None,
+                ))
+            }
+        }
+    }
+
+    /// Stops listening, removing a socket file this endpoint made if it is still ours.
+    pub(crate) fn close(self) -> Result<()> {
+        match self {
+            Bound::Tcp(l) => close(l.into()),
+            Bound::Unix(l) => l.close(),
+            Bound::Fifo(f) => f.close(),
+        }
+    }
+}
+
+impl AsFd for Bound {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Bound::Tcp(l) => l.as_fd(),
+            Bound::Unix(l) => l.as_fd(),
+            Bound::Fifo(f) => f.as_fd(),
+        }
+    }
+}
+
+/// A file an endpoint made in the file system (a socket file, a rendezvous FIFO),
+/// identified by device and inode so that only that file is ever removed. Dropping it
+/// removes the file; [`remove`](EndpointFile::remove) does too and reports errors.
+#[derive(Debug)]
+pub(crate) struct EndpointFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    removed: bool,
+}
+
+impl EndpointFile {
+    /// Identifies the file now at `path`.
+    pub(crate) fn of(path: &Path) -> io::Result<EndpointFile> {
+        let md = std::fs::symlink_metadata(path)?;
+        Ok(EndpointFile {
+            path: path.to_owned(),
+            dev: md.dev(),
+            ino: md.ino(),
+            removed: false,
+        })
+    }
+
+    /// Removes the file if it is still ours, and the private directory
+    /// `Address::arbitrary` made around it.
+    pub(crate) fn remove(mut self) -> io::Result<()> {
+        self.removed = true;
+        self.remove_now()
+    }
+
+    fn remove_now(&self) -> io::Result<()> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(md) if md.dev() == self.dev && md.ino() == self.ino => {
+                std::fs::remove_file(&self.path)?;
+            }
+            Ok(_) => return Ok(()), // replaced by someone else: not ours to remove
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        if let Some(dir) = self.path.parent() {
+            let mut dirs = crate::address::arbitrary_dirs();
+            if dirs.contains(dir) && std::fs::remove_dir(dir).is_ok() {
+                dirs.remove(dir);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for EndpointFile {
+    fn drop(&mut self) {
+        if !self.removed {
+            let _ = self.remove_now();
+        }
+    }
+}
+
+/// Connects to `addr`, retrying until `deadline` where the family allows it.
+pub(crate) fn connect(addr: &Address, tcp: &TcpOptions, deadline: Instant) -> Result<Stream> {
+    match addr {
+        Address::Tcp(_) | Address::TcpHost { .. } => tcp::connect(addr, tcp, deadline),
+        Address::Unix(_) | Address::Abstract(_) => unix::connect(addr, deadline),
+        Address::Fifo(path) => {
+            let pair = fifo::connect(path, deadline)?;
+            Ok(Stream::Pipes {
+                read: pair.read,
+                write: pair.write,
+            })
+        }
+    }
+}
+
+/// The error for a connection that could not be made: `err`'s kind, or `TimedOut` when the
+/// connect timeout ran out, with the address and the underlying failure in the message.
+fn connect_failed(addr: &Address, err: Option<io::Error>, out_of_time: bool) -> Error {
+    let kind = match &err {
+        Some(e) if !out_of_time => e.kind(),
+        _ => io::ErrorKind::TimedOut,
+    };
+    let msg = match err {
+        Some(e) if out_of_time => format!("cannot connect to {addr} in time: {e}"),
+        Some(e) => format!("cannot connect to {addr}: {e}"),
+        None => format!("cannot connect to {addr} in time"),
+    };
+    Error::Io(io::Error::new(kind, msg))
+}
+
+/// Sleeps before the next connection attempt: `pause`, at most until `deadline`, then
+/// doubles `pause` up to `max`. Returns `false` when the deadline has passed.
+fn back_off(pause: &mut Duration, max: Duration, deadline: Instant) -> bool {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return false;
+    }
+    std::thread::sleep((*pause).min(remaining));
+    *pause = (*pause * 2).min(max);
+    true
+}
+
+/// One write of `iov` to a descriptor of `kind` that never raises `SIGPIPE`: a vanished
+/// reader is an `EPIPE` error. Sockets are written with `MSG_NOSIGNAL` (and `MSG_DONTWAIT`
+/// when `nonblocking`; a pipe is only written when `poll` said it has room).
+pub(crate) fn write_vectored(
+    fd: BorrowedFd<'_>,
+    kind: Kind,
+    iov: &[IoSlice<'_>],
+    nonblocking: bool,
+) -> io::Result<usize> {
+    let flags = if nonblocking {
+        SendFlags::NOSIGNAL | SendFlags::DONTWAIT
+    } else {
+        SendFlags::NOSIGNAL
+    };
+    let result = match (kind.is_socket(), iov) {
+        (true, [one]) => rustix::net::send(fd, one, flags),
+        (true, _) => rustix::net::sendmsg(
+            fd,
+            iov,
+            &mut rustix::net::SendAncillaryBuffer::default(),
+            flags,
+        ),
+        // The disposition is looked up at every write, not once: a host may reset
+        // `SIGPIPE` to its default after the pipe was made.
+        (false, _) if !sigpipe::is_ignored() => {
+            return sigpipe::with_sigpipe_blocked(|| {
+                rustix::io::writev(fd, iov).map_err(io::Error::from)
+            })
+        }
+        (false, [one]) => rustix::io::write(fd, one),
+        (false, _) => rustix::io::writev(fd, iov),
+    };
+    result.map_err(io::Error::from)
+}
+
+/// Runs a write that may raise `SIGPIPE` and has no `MSG_NOSIGNAL` (`sendfile`) with the
+/// signal blocked, unless the process ignores it anyway.
+pub(crate) fn without_sigpipe(write: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+    if sigpipe::is_ignored() {
+        write()
+    } else {
+        sigpipe::with_sigpipe_blocked(write)
+    }
+}
 
 /// Closes `fd`, reporting the error `close(2)` gives (which dropping an `OwnedFd` ignores).
 #[allow(unsafe_code)]
@@ -42,10 +351,20 @@ pub(crate) fn close(fd: OwnedFd) -> Result<()> {
     if rc == 0 {
         return Ok(());
     }
-    let err = std::io::Error::last_os_error();
+    let err = io::Error::last_os_error();
     // On Linux the descriptor is released even when close is interrupted.
-    if err.kind() == std::io::ErrorKind::Interrupted {
+    if err.kind() == io::ErrorKind::Interrupted {
         return Ok(());
     }
     Err(err.into())
+}
+
+/// Retries `f` while a signal interrupts it.
+fn retry_intr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
 }

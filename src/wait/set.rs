@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use polling::{Event, Events, PollMode, Poller};
 
 use super::Waitable;
-use crate::connection::remaining;
 use crate::error::{Error, Result};
+use crate::message::remaining;
 
 /// How many readiness events one system call may bring; more wait for the next call.
 const EVENTS: usize = 1024;

@@ -140,7 +140,7 @@ pub(crate) fn pipe_with_raw_bytes(bytes: &[u8]) -> procwire::Receiver<()> {
 
 /// The wire bytes of one message: its header, then `payload`.
 pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = procwire::Header::for_payload(payload.len() as u64)
+    let mut out = procwire::frame::Header::for_payload(payload.len() as u64)
         .encode()
         .to_vec();
     out.extend_from_slice(payload);

@@ -1,13 +1,30 @@
-//! Pure framing: the message header of CPython's `multiprocessing.connection`. No I/O.
+//! The wire format, with no I/O: the message header of CPython's
+//! `multiprocessing.connection` ([`Header`]), a decoder of whole messages from a byte
+//! stream ([`FrameDecoder`]), and the limits every connection applies.
 //!
 //! A frame is a 4-byte big-endian signed length followed by the payload. A payload
 //! longer than `i32::MAX` bytes is announced by the length `-1` followed by an 8-byte
 //! big-endian unsigned length. Writers use the escape only above `i32::MAX` (readers
 //! older than CPython 3.8 would misread it otherwise); readers accept it for any length.
 //! Any other negative length is a protocol error (CPython silently reads it as an
-//! empty message; it never writes one).
+//! empty message; it never writes one). `docs/wire-format.md` has the whole format,
+//! handshake included.
+//!
+//! Connections use this module themselves; it is public for programs that move frames
+//! over a transport of their own, and for tests and fuzzers that want the pure parts.
 
 use crate::error::{Error, Result};
+
+mod decoder;
+
+pub(crate) use self::decoder::EAGER_ALLOC;
+pub use self::decoder::{FrameDecoder, DEFAULT_MAX_MESSAGE_SIZE};
+
+/// The most file descriptors one message may carry: Linux's `SCM_MAX_FD`, the most one
+/// `sendmsg` can pass.
+///
+/// A send with more is refused with [`Error::Descriptors`] before anything is sent.
+pub const MAX_FDS_PER_MESSAGE: usize = 253;
 
 /// The largest header: the `-1` escape plus an 8-byte length.
 pub const MAX_HEADER_LEN: usize = 12;
@@ -20,7 +37,7 @@ const ESCAPE: [u8; 4] = [0xff; 4];
 /// # Examples
 ///
 /// ```
-/// use procwire::Header;
+/// use procwire::frame::Header;
 ///
 /// let header = Header::for_payload(5);
 /// assert_eq!(header.encode().as_ref(), &[0, 0, 0, 5]);

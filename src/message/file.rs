@@ -12,14 +12,16 @@
 //! Receiving: the payload goes from the kernel to the read buffer to the destination in
 //! pieces of at most the buffer's size, so memory stays bounded whatever the file's size.
 
-use std::fs::File;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
-use super::{FdKind, Reader, Writer};
+use super::{MessageReceiver, Reader, Wait, Writer};
 use crate::error::{Error, Result};
 use crate::frame::Header;
-use crate::sigpipe;
+use crate::transport;
 
 /// The piece size of the read-and-write fallback, and the most one `sendfile` call moves.
 const CHUNK: usize = 256 << 10;
@@ -42,7 +44,7 @@ impl Writer {
     /// for writing so that the peer sees the stream end inside the message.
     fn break_stream(&mut self) {
         self.broken = true;
-        if self.kind == FdKind::Socket {
+        if self.kind.is_socket() {
             let _ = rustix::net::shutdown(&*self.fd, rustix::net::Shutdown::Write);
         }
     }
@@ -67,7 +69,7 @@ impl Writer {
         let mut offset = 0u64;
         while offset < len {
             let count = (len - offset).min(SENDFILE_MAX) as usize;
-            let sent = self.guard_sigpipe(|| {
+            let sent = transport::without_sigpipe(|| {
                 rustix::fs::sendfile(&*self.fd, file, Some(&mut offset), count)
                     .map_err(io::Error::from)
             });
@@ -98,17 +100,6 @@ impl Writer {
             offset += n as u64;
         }
         Ok(())
-    }
-
-    /// Runs a write that may raise `SIGPIPE` (`sendfile` has no `MSG_NOSIGNAL`) with the
-    /// signal blocked, unless the process ignores it anyway.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn guard_sigpipe(&self, write: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
-        if sigpipe::is_ignored() {
-            write()
-        } else {
-            sigpipe::with_sigpipe_blocked(write)
-        }
     }
 }
 
@@ -154,24 +145,21 @@ impl Reader {
         let mut done = 0u64;
         let mut failed = None;
         while done < len {
-            if self.pos == self.end {
-                self.pos = 0;
-                self.end = 0;
-                let want = (len - done).min(self.buf.len() as u64) as usize;
-                let n = self
-                    .anc
-                    .read_blocking(self.fd.as_fd(), &mut self.buf[..want])?;
+            if self.dec.buffered_len() == 0 {
+                let want = (len - done).min(self.dec.capacity() as u64) as usize;
+                let Reader { fd, dec, anc, .. } = self;
+                let n = anc.read_blocking(fd.as_fd(), dec.spare(want, want))?;
                 if n == 0 {
                     let received = header.header_len() as u64 + done;
-                    return Err(self.eof(received, header.frame_len()));
+                    return Err(self.dec.eof(received, header.frame_len()));
                 }
-                self.end = n;
+                self.dec.filled(n);
             }
-            let n = (self.end - self.pos).min((len - done) as usize);
+            let n = self.dec.buffered_len().min((len - done) as usize);
+            let piece = self.dec.take(n);
             if failed.is_none() {
-                failed = out.write_all(&self.buf[self.pos..self.pos + n]).err();
+                failed = out.write_all(piece).err();
             }
-            self.pos += n;
             done += n as u64;
         }
         self.finish_message();
@@ -181,9 +169,75 @@ impl Reader {
     /// Reads the next header, refusing (as `MessageTooLarge`) a payload above `limit`
     /// instead of the receiver's own maximum.
     fn next_header_within(&mut self, limit: u64) -> Result<Header> {
-        let max = std::mem::replace(&mut self.max, limit);
+        let max = self.dec.max_message_size();
+        self.dec.set_max_message_size(limit);
         let header = self.next_header();
-        self.max = max;
+        self.dec.set_max_message_size(max);
         header
+    }
+}
+
+impl<X> MessageReceiver<X> {
+    /// Receives one message of at most `limit` bytes into a new file at `dest`, written
+    /// beside it under a temporary name and renamed into place only when whole; its
+    /// length.
+    pub(crate) fn recv_file(&self, dest: &Path, limit: u64) -> Result<u64> {
+        let mut tmp = TempFile::beside(dest)?;
+        let len = self.recv_to(limit, &mut tmp.file, Wait::Block)?;
+        tmp.persist(dest)?;
+        Ok(len)
+    }
+}
+
+/// A temporary file beside its destination, removed when dropped unless persisted.
+struct TempFile {
+    file: File,
+    path: PathBuf,
+    persisted: bool,
+}
+
+impl TempFile {
+    /// Creates `.<name>.<random>.part` in `dest`'s directory: a new file (never an existing
+    /// one, so no symlink or other file is followed), mode 0o600, close-on-exec (as every
+    /// file std opens).
+    fn beside(dest: &Path) -> Result<TempFile> {
+        let name = dest.file_name().ok_or_else(|| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} names no file", dest.display()),
+            ))
+        })?;
+        let mut rnd = [0u8; 8];
+        getrandom::fill(&mut rnd).map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{:016x}.part", u64::from_ne_bytes(rnd)));
+        let path = dest.with_file_name(tmp_name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok(TempFile {
+            file,
+            path,
+            persisted: false,
+        })
+    }
+
+    /// Syncs the file and renames it to `dest`.
+    fn persist(&mut self, dest: &Path) -> Result<()> {
+        self.file.sync_all()?;
+        fs::rename(&self.path, dest)?;
+        self.persisted = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }

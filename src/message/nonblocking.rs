@@ -19,11 +19,12 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
-use rustix::net::{RecvFlags, SendFlags};
+use rustix::net::RecvFlags;
 
-use super::{FdKind, Reader, Writer};
+use super::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::frame::{Header, MAX_HEADER_LEN};
+use crate::frame::Header;
+use crate::transport::Kind;
 
 /// The most a pipe write may carry and still never block once `poll` reported the pipe
 /// writable (POSIX guarantees at least 512; Linux has 4096).
@@ -61,28 +62,7 @@ impl Reader {
     /// Whether the next receive returns without blocking, judged from the buffer alone: a
     /// whole frame is buffered, or an error is pending.
     pub(crate) fn ready_buffered(&self) -> bool {
-        self.poisoned || self.truncated.is_some() || self.failed.is_some() || self.frame_buffered()
-    }
-
-    /// How many bytes from `pos` the next frame needs: all of it once its header is known.
-    fn frame_want(&self) -> usize {
-        match Header::decode(self.buffered()) {
-            Ok(Some(h)) => h.frame_len() as usize, // <= max + 12: larger is refused earlier
-            _ => MAX_HEADER_LEN,
-        }
-    }
-
-    /// Moves buffered bytes to the front when fewer than `want` bytes fit after `pos` or
-    /// the buffer is full, so the next read has room.
-    pub(super) fn make_room(&mut self, want: usize) {
-        if self.pos == self.end {
-            self.pos = 0;
-            self.end = 0;
-        } else if self.pos > 0 && (self.buf.len() - self.pos < want || self.end == self.buf.len()) {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-        }
+        self.failed.is_some() || self.dec.ready()
     }
 
     /// Reads whatever has arrived, without blocking, until the next frame is whole or
@@ -93,13 +73,6 @@ impl Reader {
             if self.ready_buffered() {
                 return true;
             }
-            let want = self.frame_want();
-            self.reserve_frame(want);
-            self.make_room(want);
-            debug_assert!(
-                self.end < self.buf.len(),
-                "an unfinished frame fills the buffer"
-            );
             match self.read_nonblocking() {
                 Ok(Some(0)) => return true, // end of stream: the receive reports it
                 Ok(Some(_)) => {}
@@ -112,35 +85,31 @@ impl Reader {
         }
     }
 
-    /// One read into the free end of the buffer that never blocks; `None` when nothing has
+    /// One read into the decoder's buffer that never blocks; `None` when nothing has
     /// arrived.
     fn read_nonblocking(&mut self) -> io::Result<Option<usize>> {
         let Reader {
-            fd,
-            buf,
-            end,
-            not_socket,
-            anc,
-            ..
+            fd, kind, dec, anc, ..
         } = self;
         let fd = fd.as_fd();
         loop {
-            let got = if *not_socket {
+            let dst = dec.read_buf();
+            debug_assert!(!dst.is_empty(), "an unfinished frame fills the buffer");
+            let got = if *kind == Kind::Pipe {
                 if !wait_fd(fd, PollFlags::IN, Some(Duration::ZERO))? {
                     return Ok(None);
                 }
-                anc.read_once(fd, &mut buf[*end..], RecvFlags::empty())
+                anc.read_once(fd, dst, RecvFlags::empty())
             } else {
-                anc.read_once(fd, &mut buf[*end..], RecvFlags::DONTWAIT)
+                anc.read_once(fd, dst, RecvFlags::DONTWAIT)
             };
             match got {
                 Ok(n) => {
-                    *end += n;
+                    dec.advance(n);
                     return Ok(Some(n));
                 }
                 Err(Errno::AGAIN) => return Ok(None),
                 Err(Errno::INTR) => {}
-                Err(Errno::NOTSOCK) if !*not_socket => *not_socket = true,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -285,7 +254,7 @@ impl Writer {
     /// Writes `frame` from `frame.sent` on until it is all out or `deadline` passes,
     /// advancing `frame.sent`; `None` blocks until done.
     fn write_frame(&self, frame: &mut Frame<'_>, deadline: Option<Instant>) -> Result<()> {
-        let limit = if self.kind == FdKind::Pipe && deadline.is_some() {
+        let limit = if self.kind == Kind::Pipe && deadline.is_some() {
             PIPE_CHUNK
         } else {
             usize::MAX
@@ -293,8 +262,7 @@ impl Writer {
         while frame.sent < frame.len() {
             if let Some(d) = deadline {
                 let left = d.saturating_duration_since(Instant::now());
-                if self.kind == FdKind::Pipe
-                    && !wait_fd(self.fd.as_fd(), PollFlags::OUT, Some(left))?
+                if self.kind == Kind::Pipe && !wait_fd(self.fd.as_fd(), PollFlags::OUT, Some(left))?
                 {
                     return Ok(());
                 }
@@ -321,12 +289,6 @@ impl Writer {
     /// One vectored write; on a socket it does not block when `nonblocking` (a pipe is
     /// only written when `poll` said it has room, and at most `PIPE_BUF` bytes).
     fn write_some(&self, iov: &[IoSlice<'_>], nonblocking: bool) -> io::Result<usize> {
-        if self.kind == FdKind::Pipe || !nonblocking {
-            return self.write_vectored(iov);
-        }
-        let fd = self.fd.as_fd();
-        let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
-        let mut control = rustix::net::SendAncillaryBuffer::default();
-        rustix::net::sendmsg(fd, iov, &mut control, flags).map_err(io::Error::from)
+        self.write_vectored(iov, nonblocking)
     }
 }

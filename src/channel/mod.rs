@@ -1,40 +1,55 @@
-//! Typed [`Sender`], [`Receiver`] and duplex [`Connection`] over a [`Codec`].
+//! The typed layer: [`Sender`], [`Receiver`] and duplex [`Connection`] over a [`Codec`].
+//!
+//! Each half is a message-layer half ([`MessageSender`], [`MessageReceiver`]) with its
+//! codec kept under the same lock; every operation on messages is the message layer's,
+//! and this layer only encodes and decodes. The receive kinds come in the three waits of
+//! `std::sync::mpsc`: `recv_*` blocks, `try_recv_*` never waits, `recv_*_timeout` waits
+//! at most its timeout. `_with` in a name always means "with this codec".
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use crate::codec::Codec;
-use crate::connection::{FdKind, Reader, Writer};
+use crate::codec::api::Codec;
 use crate::error::{Error, Result};
+use crate::message::{close_fd, MessageReceiver, MessageSender, Reader, Wait, Writer};
+use crate::transport::{Kind, Stream};
 #[cfg(feature = "postcard")]
 use crate::Postcard;
 
 mod fds;
 mod file;
+mod forward;
+mod pairs;
+#[cfg(feature = "rkyv")]
+mod rkyv;
 mod timed;
 mod waitable;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+#[cfg(feature = "postcard")]
+pub use self::pairs::{duplex, pipe};
+pub use self::pairs::{duplex_with, pipe_with};
 
-/// Closes `fd` and reports the error, if this was its last owner.
-fn close_fd(fd: Arc<OwnedFd>) -> Result<()> {
-    match Arc::try_unwrap(fd) {
-        Ok(fd) => crate::transport::close(fd),
-        Err(_) => Ok(()),
-    }
-}
-
-struct Outbound<C> {
-    writer: Writer,
+/// A typed sender's state beside its writer: the codec and the reused encode buffer.
+struct Encoder<C> {
     codec: C,
     buf: Vec<u8>,
+}
+
+/// The instant `timeout` from now; `None` when it is too far away to represent.
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Receives one message and decodes it with `codec`.
+fn decode<T, C: Codec<T>>(reader: &mut Reader, codec: &mut C) -> Result<T> {
+    reader
+        .recv_with(|bytes| codec.decode(bytes))?
+        .map_err(|e| Error::Decode(Box::new(e)))
 }
 
 /// The sending half of a typed connection: values of `T`, encoded by `C`.
@@ -52,21 +67,18 @@ struct Outbound<C> {
 /// waits) without ever leaving half a message on the stream.
 pub struct Sender<T, #[cfg(feature = "postcard")] C = Postcard, #[cfg(not(feature = "postcard"))] C>
 {
-    fd: Arc<OwnedFd>,
-    out: Mutex<Outbound<C>>,
+    io: MessageSender<Encoder<C>>,
     _marker: PhantomData<fn(&T)>,
 }
 
 impl<T, C> Sender<T, C> {
-    pub(crate) fn from_fd(fd: Arc<OwnedFd>, kind: FdKind, codec: C) -> Self {
-        let writer = Writer::new(Arc::clone(&fd), kind);
+    pub(crate) fn from_fd(fd: Arc<OwnedFd>, kind: Kind, codec: C) -> Self {
+        let encoder = Encoder {
+            codec,
+            buf: Vec::new(),
+        };
         Sender {
-            fd,
-            out: Mutex::new(Outbound {
-                writer,
-                codec,
-                buf: Vec::new(),
-            }),
+            io: MessageSender::new(fd, kind, encoder),
             _marker: PhantomData,
         }
     }
@@ -103,16 +115,23 @@ impl<T, C> Sender<T, C> {
     where
         C: Codec<T>,
     {
-        let mut out = lock(&self.out);
-        let Outbound { writer, codec, buf } = &mut *out;
+        self.encoded(value, |writer, payload| writer.send(payload, deadline))
+    }
+
+    /// Encodes `value` into the reused buffer and hands it to `send` with the writer,
+    /// both under the sender's lock.
+    fn encoded<R>(&self, value: &T, send: impl FnOnce(&mut Writer, &[u8]) -> Result<R>) -> Result<R>
+    where
+        C: Codec<T>,
+    {
+        let mut out = self.io.lock();
+        let crate::message::Out { writer, state } = &mut *out;
+        let Encoder { codec, buf } = state;
         buf.clear();
         codec
             .encode(value, buf)
             .map_err(|e| Error::Encode(Box::new(e)))?;
-        match deadline {
-            Some(d) => writer.send_frame_until(buf, d),
-            None => writer.send_frame(buf),
-        }
+        send(writer, buf)
     }
 
     /// Sends the bytes of `data` as one message, without encoding.
@@ -136,9 +155,7 @@ impl<T, C> Sender<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn send_bytes<P: Pod>(&self, data: &[P]) -> Result<()> {
-        lock(&self.out)
-            .writer
-            .send_frame(bytemuck::cast_slice(data))
+        self.io.send_bytes(bytemuck::cast_slice(data), None)
     }
 
     /// Closes the sender, reporting any error from `close(2)`.
@@ -160,41 +177,7 @@ impl<T, C> Sender<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn close(self) -> Result<()> {
-        let Sender { fd, out, .. } = self;
-        drop(out);
-        close_fd(fd)
-    }
-}
-
-/// A receiver's state behind its lock: the reader and the codec.
-pub(crate) struct Inbound<C> {
-    pub(crate) reader: Reader,
-    pub(crate) codec: C,
-}
-
-impl<C> Inbound<C> {
-    fn recv<T>(&mut self) -> Result<T>
-    where
-        C: Codec<T>,
-    {
-        let Inbound { reader, codec } = self;
-        reader
-            .recv_with(|bytes| codec.decode(bytes))?
-            .map_err(|e| Error::Decode(Box::new(e)))
-    }
-
-    /// Waits at most `timeout` for a message, then receives it; `none` when none came.
-    /// The caller holds the lock throughout, so another thread sharing the receiver cannot
-    /// take the message between the wait and the receive (which would then block).
-    fn recv_within<T>(&mut self, timeout: Duration, none: Error) -> Result<T>
-    where
-        C: Codec<T>,
-    {
-        if self.reader.poll(Some(timeout))? {
-            self.recv()
-        } else {
-            Err(none)
-        }
+        close_fd(self.io.into_fd())
     }
 }
 
@@ -216,25 +199,24 @@ pub struct Receiver<
     #[cfg(feature = "postcard")] C = Postcard,
     #[cfg(not(feature = "postcard"))] C,
 > {
-    fd: Arc<OwnedFd>,
-    inp: Mutex<Inbound<C>>,
+    io: MessageReceiver<C>,
     _marker: PhantomData<fn() -> T>,
 }
 
 impl<T, C> Receiver<T, C> {
-    pub(crate) fn from_fd(fd: Arc<OwnedFd>, codec: C) -> Self {
-        let reader = Reader::new(Arc::clone(&fd));
+    pub(crate) fn from_fd(fd: Arc<OwnedFd>, kind: Kind, codec: C) -> Self {
         Receiver {
-            fd,
-            inp: Mutex::new(Inbound { reader, codec }),
+            io: MessageReceiver::new(fd, kind, codec),
             _marker: PhantomData,
         }
     }
 
-    /// Locks the receiving state, for codec-specific receives (e.g. `recv_archived`).
-    #[cfg_attr(not(feature = "rkyv"), allow(dead_code))]
-    pub(crate) fn inbound(&self) -> MutexGuard<'_, Inbound<C>> {
-        lock(&self.inp)
+    /// Receives and decodes the next message after waiting as `wait` says.
+    fn recv_waiting(&self, wait: Wait) -> Result<T>
+    where
+        C: Codec<T>,
+    {
+        self.io.receive(wait, decode)
     }
 
     /// Receives and decodes the next message, blocking until it has arrived.
@@ -267,7 +249,7 @@ impl<T, C> Receiver<T, C> {
     where
         C: Codec<T>,
     {
-        lock(&self.inp).recv()
+        self.recv_waiting(Wait::Block)
     }
 
     /// Receives the next message if a whole one is ready, without blocking.
@@ -291,7 +273,7 @@ impl<T, C> Receiver<T, C> {
     where
         C: Codec<T>,
     {
-        lock(&self.inp).recv_within(Duration::ZERO, Error::Empty)
+        self.recv_waiting(Wait::Now)
     }
 
     /// Receives the next message, waiting at most `timeout` for it to arrive whole.
@@ -317,7 +299,7 @@ impl<T, C> Receiver<T, C> {
     where
         C: Codec<T>,
     {
-        lock(&self.inp).recv_within(timeout, Error::Timeout)
+        self.recv_waiting(Wait::Within(timeout))
     }
 
     /// A blocking iterator over received values; it ends when the peer disconnects at a
@@ -357,7 +339,7 @@ impl<T, C> Receiver<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
-        lock(&self.inp).reader.recv_vec()
+        self.io.recv_vec(Wait::Block)
     }
 
     /// Receives the next message straight into `out`, returning the number of bytes
@@ -391,9 +373,8 @@ impl<T, C> Receiver<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn recv_bytes_into<P: Pod>(&self, out: &mut [P]) -> Result<usize> {
-        lock(&self.inp)
-            .reader
-            .recv_into(bytemuck::cast_slice_mut(out))
+        self.io
+            .recv_into(bytemuck::cast_slice_mut(out), Wait::Block)
     }
 
     /// Waits until the next receive will not block: a whole message has arrived, the stream
@@ -419,13 +400,13 @@ impl<T, C> Receiver<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
-        lock(&self.inp).reader.poll(timeout)
+        self.io.poll(timeout)
     }
 
     /// The largest payload this receiver accepts, in bytes
-    /// ([`DEFAULT_MAX_MESSAGE_SIZE`](crate::DEFAULT_MAX_MESSAGE_SIZE) unless changed).
+    /// ([`DEFAULT_MAX_MESSAGE_SIZE`](crate::frame::DEFAULT_MAX_MESSAGE_SIZE) unless changed).
     pub fn max_message_size(&self) -> u64 {
-        lock(&self.inp).reader.max_message_size()
+        self.io.max_message_size()
     }
 
     /// Sets the largest payload this receiver accepts. A longer message is refused with
@@ -447,7 +428,7 @@ impl<T, C> Receiver<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn set_max_message_size(&self, max: u64) {
-        lock(&self.inp).reader.set_max_message_size(max);
+        self.io.set_max_message_size(max);
     }
 
     /// Closes the receiver, reporting any error from `close(2)`; see [`Sender::close`].
@@ -456,9 +437,7 @@ impl<T, C> Receiver<T, C> {
     ///
     /// [`Error::Io`] when the operating system reports an error on close.
     pub fn close(self) -> Result<()> {
-        let Receiver { fd, inp, .. } = self;
-        drop(inp);
-        close_fd(fd)
+        self.io.close()
     }
 }
 
@@ -512,125 +491,38 @@ pub struct Connection<
 }
 
 impl<S, R, C: Clone> Connection<S, R, C> {
-    pub(crate) fn from_socket(fd: OwnedFd, codec: C) -> Self {
-        let fd = Arc::new(fd);
-        Connection {
-            tx: Sender::from_fd(Arc::clone(&fd), FdKind::Socket, codec.clone()),
-            rx: Receiver::from_fd(fd, codec),
+    /// A connection over a stream a transport handed up.
+    pub(crate) fn from_stream(stream: Stream, codec: C) -> Self {
+        match stream {
+            Stream::Socket { fd, kind } => Connection::from_socket(fd, kind, codec),
+            Stream::Pipes { read, write } => Connection {
+                tx: Sender::from_fd(Arc::new(write), Kind::Pipe, codec.clone()),
+                rx: Receiver::from_fd(Arc::new(read), Kind::Pipe, codec),
+            },
         }
     }
 
-    /// A connection over two one-way descriptors (a pair of pipes or FIFOs).
-    pub(crate) fn from_pipes(read: OwnedFd, write: OwnedFd, codec: C) -> Self {
+    /// A connection over one duplex socket of `kind`.
+    pub(crate) fn from_socket(fd: OwnedFd, kind: Kind, codec: C) -> Self {
+        let fd = Arc::new(fd);
         Connection {
-            tx: Sender::from_fd(Arc::new(write), FdKind::Pipe, codec.clone()),
-            rx: Receiver::from_fd(Arc::new(read), codec),
+            tx: Sender::from_fd(Arc::clone(&fd), kind, codec.clone()),
+            rx: Receiver::from_fd(fd, kind, codec),
         }
     }
 }
 
 impl<S, R, C> Connection<S, R, C> {
-    /// Sends `value` as one message; see [`Sender::send`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Sender::send`].
-    pub fn send(&self, value: &S) -> Result<()>
-    where
-        C: Codec<S>,
-    {
-        self.tx.send(value)
+    /// The sending half, borrowed: every method of [`Sender`] is also a method of
+    /// `Connection` (see below); this reaches the half itself, for code written against
+    /// [`Sender`].
+    pub fn sender(&self) -> &Sender<S, C> {
+        &self.tx
     }
 
-    /// Sends the bytes of `data` as one message; see [`Sender::send_bytes`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Sender::send_bytes`].
-    pub fn send_bytes<P: Pod>(&self, data: &[P]) -> Result<()> {
-        self.tx.send_bytes(data)
-    }
-
-    /// Receives the next value; see [`Receiver::recv`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv`].
-    pub fn recv(&self) -> Result<R>
-    where
-        C: Codec<R>,
-    {
-        self.rx.recv()
-    }
-
-    /// Receives the next value without blocking; see [`Receiver::try_recv`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::try_recv`].
-    pub fn try_recv(&self) -> Result<R>
-    where
-        C: Codec<R>,
-    {
-        self.rx.try_recv()
-    }
-
-    /// Receives the next value within `timeout`; see [`Receiver::recv_timeout`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv_timeout`].
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<R>
-    where
-        C: Codec<R>,
-    {
-        self.rx.recv_timeout(timeout)
-    }
-
-    /// A blocking iterator over received values; see [`Receiver::iter`].
-    pub fn iter(&self) -> Iter<'_, R, C>
-    where
-        C: Codec<R>,
-    {
-        self.rx.iter()
-    }
-
-    /// Receives the next message's bytes; see [`Receiver::recv_bytes`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv_bytes`].
-    pub fn recv_bytes(&self) -> Result<Vec<u8>> {
-        self.rx.recv_bytes()
-    }
-
-    /// Receives the next message into `out`; see [`Receiver::recv_bytes_into`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::recv_bytes_into`].
-    pub fn recv_bytes_into<P: Pod>(&self, out: &mut [P]) -> Result<usize> {
-        self.rx.recv_bytes_into(out)
-    }
-
-    /// Waits until the next receive will not block; see [`Receiver::poll`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Receiver::poll`].
-    pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.rx.poll(timeout)
-    }
-
-    /// The largest payload this connection accepts; see [`Receiver::max_message_size`].
-    pub fn max_message_size(&self) -> u64 {
-        self.rx.max_message_size()
-    }
-
-    /// Sets the largest payload this connection accepts; see
-    /// [`Receiver::set_max_message_size`].
-    pub fn set_max_message_size(&self, max: u64) {
-        self.rx.set_max_message_size(max);
+    /// The receiving half, borrowed; see [`sender`](Connection::sender).
+    pub fn receiver(&self) -> &Receiver<R, C> {
+        &self.rx
     }
 
     /// Splits the connection into its sending and receiving halves, for two threads.
@@ -676,9 +568,7 @@ impl<S, R, C> Connection<S, R, C> {
         let Connection { tx, rx } = self;
         // Drop the sender's share of the descriptor too, so that `rx.close` holds the last
         // one and reports what `close(2)` says.
-        let Sender { fd, out, .. } = tx;
-        drop(out);
-        drop(fd);
+        drop(tx.io.into_fd());
         rx.close()
     }
 }
@@ -709,7 +599,7 @@ macro_rules! impl_fd {
 
 impl<T, C> Sender<T, C> {
     fn fd(&self) -> &OwnedFd {
-        &self.fd
+        self.io.fd()
     }
 
     /// A copy of the sender's codec, for encoding ahead of sending (see `rpc`).
@@ -717,34 +607,19 @@ impl<T, C> Sender<T, C> {
     where
         C: Clone,
     {
-        lock(&self.out).codec.clone()
+        self.io.lock().state.codec.clone()
     }
 }
 
 impl<T, C> Receiver<T, C> {
     fn fd(&self) -> &OwnedFd {
-        &self.fd
+        self.io.fd()
     }
 }
 
 impl<S, R, C> Connection<S, R, C> {
     fn fd(&self) -> &OwnedFd {
-        &self.rx.fd
-    }
-
-    /// The receiving half, for codec-specific receives (e.g. `recv_archived`).
-    #[cfg_attr(
-        not(any(feature = "rkyv", target_os = "linux", target_os = "android")),
-        allow(dead_code)
-    )]
-    pub(crate) fn receiver(&self) -> &Receiver<R, C> {
-        &self.rx
-    }
-
-    /// The sending half.
-    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
-    pub(crate) fn sender(&self) -> &Sender<S, C> {
-        &self.tx
+        self.rx.fd()
     }
 }
 

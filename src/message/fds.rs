@@ -32,34 +32,17 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::io::Errno;
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
-    SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
 };
 
-use super::{FdKind, Reader, Writer};
+use super::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::frame::Header;
-
-/// The most file descriptors one message may carry: Linux's `SCM_MAX_FD`, the most one
-/// `sendmsg` can pass.
-///
-/// A send with more is refused with [`Error::Descriptors`] before anything is sent.
-pub const MAX_FDS_PER_MESSAGE: usize = 253;
+use crate::frame::{Header, MAX_FDS_PER_MESSAGE};
+use crate::transport::Kind;
 
 /// Bytes of control buffer for [`MAX_FDS_PER_MESSAGE`] descriptors.
 const CONTROL_LEN: usize = rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE));
-
-/// What the descriptor a reader reads from turned out to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Mode {
-    /// Not looked at yet: decided at the first read.
-    #[default]
-    Unknown,
-    /// A Unix-domain socket: read with `recvmsg`, descriptors collected.
-    Unix,
-    /// Anything else (pipe, FIFO, TCP): plain reads, no descriptors possible.
-    Plain,
-}
 
 /// Descriptors that one read brought, and where in the stream that read ended.
 #[derive(Debug)]
@@ -80,9 +63,10 @@ struct Claim {
 
 /// The reader's side of descriptor passing: how it reads, how many bytes it has read, and
 /// the descriptors received but not yet handed out.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Inbox {
-    mode: Mode,
+    kind: Kind,
+    /// The control buffer, for Unix-domain sockets only.
     control: Vec<MaybeUninit<u8>>,
     /// Bytes read from the stream so far.
     received: u64,
@@ -92,19 +76,25 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
+    /// The inbox of a reader of a descriptor of `kind`: only a Unix-domain socket is read
+    /// with `recvmsg` and gets a control buffer.
+    pub(crate) fn new(kind: Kind) -> Inbox {
+        let control = match kind {
+            Kind::Unix => vec![MaybeUninit::uninit(); CONTROL_LEN],
+            _ => Vec::new(),
+        };
+        Inbox {
+            kind,
+            control,
+            received: 0,
+            arrived: VecDeque::new(),
+            claim: None,
+        }
+    }
+
     /// Bytes read from the stream so far.
     pub(crate) fn received(&self) -> u64 {
         self.received
-    }
-
-    fn detect(&mut self, fd: BorrowedFd<'_>) {
-        self.mode = match rustix::net::sockopt::socket_domain(fd) {
-            Ok(AddressFamily::UNIX) => Mode::Unix,
-            _ => Mode::Plain,
-        };
-        if self.mode == Mode::Unix {
-            self.control = vec![MaybeUninit::uninit(); CONTROL_LEN];
-        }
     }
 
     /// One read of at most `buf.len()` bytes, counted; `flags` (e.g. `DONTWAIT`) need a
@@ -115,11 +105,8 @@ impl Inbox {
         buf: &mut [u8],
         flags: RecvFlags,
     ) -> rustix::io::Result<usize> {
-        if self.mode == Mode::Unknown {
-            self.detect(fd);
-        }
-        let n = match self.mode {
-            Mode::Unix => self.recvmsg(fd, buf, flags)?,
+        let n = match self.kind {
+            Kind::Unix => self.recvmsg(fd, buf, flags)?,
             _ if flags.is_empty() => rustix::io::read(fd, buf)?,
             _ => rustix::net::recv(fd, buf, flags)?.0,
         };
@@ -197,7 +184,7 @@ impl Inbox {
 impl Reader {
     /// Stream offset of the next unconsumed byte.
     pub(super) fn consumed(&self) -> u64 {
-        self.anc.received() - (self.end - self.pos) as u64
+        self.anc.received() - self.dec.buffered_len() as u64
     }
 
     /// Runs `recv` (one receive of one message) and returns its result together with the
@@ -227,24 +214,19 @@ impl Reader {
 
     /// Whether nothing of the stream is held here: no buffered bytes, no descriptors.
     pub(crate) fn is_idle(&self) -> bool {
-        self.pos == self.end && !self.anc.holds_fds()
+        self.dec.buffered_len() == 0 && !self.anc.holds_fds()
     }
 }
 
-/// Why `fd` cannot carry descriptors, if it cannot.
-fn cannot_carry(kind: FdKind, fd: BorrowedFd<'_>) -> Option<String> {
-    if kind == FdKind::Pipe {
-        return Some("a pipe or FIFO connection cannot carry file descriptors".into());
-    }
-    match rustix::net::sockopt::socket_domain(fd) {
-        Ok(AddressFamily::UNIX) => None,
-        Ok(AddressFamily::INET | AddressFamily::INET6) => Some(
-            "a TCP connection cannot carry file descriptors; only Unix-domain sockets can".into(),
-        ),
-        Ok(_) => Some("only Unix-domain sockets can carry file descriptors".into()),
-        Err(e) => Some(format!(
-            "cannot tell whether this socket can carry file descriptors: {e}"
-        )),
+/// Why a descriptor of `kind` cannot carry descriptors, if it cannot.
+fn cannot_carry(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::Unix => None,
+        Kind::Pipe => Some("a pipe or FIFO connection cannot carry file descriptors"),
+        Kind::Tcp => {
+            Some("a TCP connection cannot carry file descriptors; only Unix-domain sockets can")
+        }
+        Kind::Socket => Some("only Unix-domain sockets can carry file descriptors"),
     }
 }
 
@@ -270,8 +252,8 @@ impl Writer {
         if fds.is_empty() {
             return self.send_frame(payload);
         }
-        if let Some(why) = cannot_carry(self.kind, self.fd.as_fd()) {
-            return Err(Error::Descriptors(why));
+        if let Some(why) = cannot_carry(self.kind) {
+            return Err(Error::Descriptors(why.into()));
         }
         self.finish_unsent()?;
         let header = Header::for_payload(payload.len() as u64).encode();

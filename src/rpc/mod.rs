@@ -28,13 +28,13 @@
 //!   in; each request has its own deadline and fails alone with [`Error::Timeout`]; a
 //!   response that comes after its request gave up is dropped. When the connection is
 //!   lost, every unanswered request fails with [`Error::Disconnected`] — unless the
-//!   requester reconnects ([`ReconnectBuilder`](crate::ReconnectBuilder)), in which case it
+//!   requester reconnects ([`ReconnectBuilder`](crate::rpc::ReconnectBuilder)), in which case it
 //!   keeps them and sends them again.
 //! - [`serve`] answers: it calls a handler per message or request and sends back what it
 //!   returns; a handler's error goes back as a [`RemoteError`] (the caller sees
 //!   [`Error::Remote`]) and the connection carries on. [`serve_concurrent`] runs handlers on
 //!   several threads, so responses leave in the order handlers finish.
-//! - [`dispatch!`](crate::dispatch) gives each variant of a request enum its own handler
+//! - [`dispatch!`](crate::rpc::dispatch) gives each variant of a request enum its own handler
 //!   method and its own response type.
 //!
 //! A requester ignores requests and messages its peer sends it (and skips a file pushed
@@ -45,7 +45,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use procwire::{serve, Envelope, Requester};
+//! use procwire::rpc::{Envelope, Requester, serve};
 //!
 //! let (client, server) = procwire::duplex::<Envelope<u32, u64>, Envelope<u32, u64>>()?;
 //! let server = std::thread::spawn(move || {
@@ -76,19 +76,27 @@ use crate::Postcard;
 
 mod core;
 mod dispatch;
+mod reconnect;
 mod requester;
 mod serve;
 
 pub(crate) use self::core::Connector;
+pub use self::reconnect::{ReconnectBuilder, DEFAULT_FIRST_BACKOFF, DEFAULT_MAX_BACKOFF};
 pub use self::requester::{Pending, Requester};
 pub use self::serve::{serve, serve_concurrent, Attachment, Call};
+#[doc(inline)]
+pub use crate::dispatch;
+
+/// The error a request handler returns: any error, boxed. It reaches the caller as
+/// [`Error::Remote`] with the error's text.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The identity of a message or request: unique per requester, stable across reconnects.
 ///
 /// `session` is random, drawn once per [`Requester`] (a restarted client process draws a
 /// new one), and `seq` counts from 1. A server de-duplicates redelivered messages by
 /// remembering the ids it has handled; see
-/// [`ReconnectBuilder`](crate::ReconnectBuilder#delivery-at-least-once).
+/// [`ReconnectBuilder`](crate::rpc::ReconnectBuilder#delivery-at-least-once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MsgId {
     /// The requester's random session number.

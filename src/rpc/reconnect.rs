@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::address::Address;
 use crate::client::ClientBuilder;
-use crate::codec::Codec;
+use crate::codec::api::Codec;
 use crate::error::{Error, Result};
 use crate::rpc::{Envelope, Requester};
 #[cfg(feature = "postcard")]
@@ -39,12 +39,12 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// acknowledgement or response came back. It is sent again on the next connection, so the
 /// server may see it **twice** (or more, over several drops). Exactly these are resent:
 ///
-/// - messages not yet acknowledged (`Ack`, sent by [`serve`](crate::serve) once the
+/// - messages not yet acknowledged (`Ack`, sent by [`serve`](crate::rpc::serve) once the
 ///   handler returned);
 /// - requests not yet answered whose caller still waits ([`request`](Requester::request)
-///   within its timeout, or a live [`Pending`](crate::Pending)).
+///   within its timeout, or a live [`Pending`](crate::rpc::Pending)).
 ///
-/// Every delivery of one message carries the same [`MsgId`](crate::MsgId): the requester's
+/// Every delivery of one message carries the same [`MsgId`](crate::rpc::MsgId): the requester's
 /// random session number and a sequence number. A server that must not act twice keeps the
 /// ids it has handled (per session, the highest sequence number and the few above it
 /// suffice, as ids grow) and skips a repeated message — for a repeated request it should
@@ -60,7 +60,8 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 ///
 /// ```
 /// use std::time::Duration;
-/// use procwire::{serve, Client, Listener, ReconnectBuilder, RpcConnection};
+/// use procwire::{Client, Listener};
+/// use procwire::rpc::{ReconnectBuilder, RpcConnection, serve};
 ///
 /// let listener = Listener::bind("127.0.0.1:0")?;
 /// let requester = ReconnectBuilder::new(Client::builder(), listener.local_addr())?

@@ -1,0 +1,273 @@
+//! The message layer: an untyped message connection over one descriptor (a socket) or
+//! two (a pipe pair).
+//!
+//! [`MessageSender`] and [`MessageReceiver`] hold a [`Writer`] and a [`Reader`] behind a
+//! lock each, and implement every operation on messages once: sends with and without a
+//! deadline, with descriptors, of a file; receives as a new `Vec`, into a slice, with
+//! descriptors, into a writer, with the three waits of [`Wait`]; `poll`. Authentication,
+//! shared arrays, file transfer, the rkyv receive path and the typed
+//! [`Sender`](crate::Sender) / [`Receiver`](crate::Receiver) all use these.
+//!
+//! Each half carries `X`, state that the layer above keeps under the same lock (the typed
+//! layer's codec and encode buffer): a typed send encodes and writes under one lock, and
+//! the untyped layer never looks at it. Untyped users use `()`.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::transport::{self, Kind};
+
+mod fds;
+mod file;
+mod nonblocking;
+mod reader;
+mod writer;
+
+pub(crate) use self::nonblocking::remaining;
+pub(crate) use self::reader::Reader;
+pub(crate) use self::writer::Writer;
+
+/// A destination for a payload that grows as the payload arrives (see
+/// [`EAGER_ALLOC`](crate::frame::EAGER_ALLOC)).
+pub(crate) trait Grow {
+    /// How many bytes it holds now.
+    fn size(&self) -> usize;
+    /// Grows it, keeping its bytes, to hold at least `len`; returns the first `len` bytes.
+    fn grow_to(&mut self, len: usize) -> &mut [u8];
+}
+
+impl Grow for Vec<u8> {
+    fn size(&self) -> usize {
+        self.len()
+    }
+
+    fn grow_to(&mut self, len: usize) -> &mut [u8] {
+        if self.len() < len {
+            self.resize(len, 0);
+        }
+        &mut self[..len]
+    }
+}
+
+/// How long a receive waits for its message to arrive whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// As long as it takes.
+    Block,
+    /// Not at all: [`Error::Empty`] unless a whole message is there.
+    Now,
+    /// At most this long: [`Error::Timeout`] when none came in time.
+    Within(Duration),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Closes `fd` and reports the error, if this was its last owner.
+pub(crate) fn close_fd(fd: Arc<OwnedFd>) -> Result<()> {
+    match Arc::try_unwrap(fd) {
+        Ok(fd) => transport::close(fd),
+        Err(_) => Ok(()),
+    }
+}
+
+/// A sender's state behind its lock: the writer and the state of the layer above.
+pub(crate) struct Out<X> {
+    pub(crate) writer: Writer,
+    pub(crate) state: X,
+}
+
+/// The sending half of a message connection.
+pub(crate) struct MessageSender<X = ()> {
+    fd: Arc<OwnedFd>,
+    out: Mutex<Out<X>>,
+}
+
+impl<X> MessageSender<X> {
+    /// A sender writing `fd`, a descriptor of `kind`.
+    pub(crate) fn new(fd: Arc<OwnedFd>, kind: Kind, state: X) -> Self {
+        let writer = Writer::new(Arc::clone(&fd), kind);
+        MessageSender {
+            fd,
+            out: Mutex::new(Out { writer, state }),
+        }
+    }
+
+    /// The descriptor it writes.
+    pub(crate) fn fd(&self) -> &Arc<OwnedFd> {
+        &self.fd
+    }
+
+    /// Locks the sending state.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Out<X>> {
+        lock(&self.out)
+    }
+
+    /// Sends `payload` as one message, before `deadline` when there is one.
+    pub(crate) fn send_bytes(&self, payload: &[u8], deadline: Option<Instant>) -> Result<()> {
+        self.lock().writer.send(payload, deadline)
+    }
+
+    /// Sends `payload` with the descriptors `fds` attached.
+    pub(crate) fn send_bytes_fds(&self, payload: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+        self.lock().writer.send_frame_with_fds(payload, fds)
+    }
+
+    /// Writes the rest of a frame a deadline interrupted, giving up at `deadline`.
+    pub(crate) fn flush(&self, deadline: Option<Instant>) -> Result<()> {
+        self.lock().writer.flush_until(deadline)
+    }
+
+    /// Sends the whole of `file` as one message; returns its length.
+    pub(crate) fn send_file(&self, file: &File) -> Result<u64> {
+        let mut out = self.lock();
+        let len = file.metadata()?.len();
+        out.writer.send_file(file, len)?;
+        Ok(len)
+    }
+
+    /// Whether a frame that a deadline interrupted still has bytes to send.
+    pub(crate) fn has_unsent(&self) -> bool {
+        self.lock().writer.has_unsent()
+    }
+
+    /// Gives up the sending state and returns the descriptor.
+    pub(crate) fn into_fd(self) -> Arc<OwnedFd> {
+        let MessageSender { fd, out } = self;
+        drop(out);
+        fd
+    }
+}
+
+/// A receiver's state behind its lock: the reader and the state of the layer above.
+pub(crate) struct In<X> {
+    pub(crate) reader: Reader,
+    pub(crate) state: X,
+}
+
+impl<X> In<X> {
+    /// Waits as `wait` says until the next receive will not block.
+    ///
+    /// Errors: [`Error::Empty`] or [`Error::Timeout`] when no whole message came; nothing
+    /// is lost. The caller holds the lock throughout, so another thread sharing the
+    /// receiver cannot take the message between the wait and the receive.
+    pub(crate) fn ready(&mut self, wait: Wait) -> Result<()> {
+        match wait {
+            Wait::Block => Ok(()),
+            Wait::Now if self.reader.poll_now() => Ok(()),
+            Wait::Now => Err(Error::Empty),
+            Wait::Within(t) if self.reader.poll(Some(t))? => Ok(()),
+            Wait::Within(_) => Err(Error::Timeout),
+        }
+    }
+}
+
+/// The receiving half of a message connection.
+pub(crate) struct MessageReceiver<X = ()> {
+    fd: Arc<OwnedFd>,
+    inp: Mutex<In<X>>,
+}
+
+impl<X> MessageReceiver<X> {
+    /// A receiver reading `fd`, a descriptor of `kind`.
+    pub(crate) fn new(fd: Arc<OwnedFd>, kind: Kind, state: X) -> Self {
+        let reader = Reader::new(Arc::clone(&fd), kind);
+        MessageReceiver {
+            fd,
+            inp: Mutex::new(In { reader, state }),
+        }
+    }
+
+    /// The descriptor it reads.
+    pub(crate) fn fd(&self) -> &Arc<OwnedFd> {
+        &self.fd
+    }
+
+    /// Locks the receiving state.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, In<X>> {
+        lock(&self.inp)
+    }
+
+    /// Runs `f` on the reader unless another thread holds the receiver.
+    pub(crate) fn try_reader<R>(&self, f: impl FnOnce(&mut Reader) -> R) -> Option<R> {
+        match self.inp.try_lock() {
+            Ok(mut inp) => Some(f(&mut inp.reader)),
+            Err(TryLockError::Poisoned(p)) => Some(f(&mut p.into_inner().reader)),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Waits as `wait` says, then runs one receive `f` under the same lock.
+    pub(crate) fn receive<R>(
+        &self,
+        wait: Wait,
+        f: impl FnOnce(&mut Reader, &mut X) -> Result<R>,
+    ) -> Result<R> {
+        let mut inp = self.lock();
+        inp.ready(wait)?;
+        let In { reader, state } = &mut *inp;
+        f(reader, state)
+    }
+
+    /// Receives the next message as a new `Vec`.
+    pub(crate) fn recv_vec(&self, wait: Wait) -> Result<Vec<u8>> {
+        self.receive(wait, |r, _| r.recv_vec())
+    }
+
+    /// Receives the next message into `dst`; its length.
+    pub(crate) fn recv_into(&self, dst: &mut [u8], wait: Wait) -> Result<usize> {
+        self.receive(wait, |r, _| r.recv_into(dst))
+    }
+
+    /// Receives the next message as a new `Vec`, with its descriptors.
+    pub(crate) fn recv_vec_fds(&self, wait: Wait) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        self.receive(wait, |r, _| r.claiming_fds(Reader::recv_vec))
+    }
+
+    /// Receives the next message, hands its payload to `f` in place, and returns what `f`
+    /// made of it with the message's descriptors.
+    pub(crate) fn recv_parsed_fds<R>(
+        &self,
+        wait: Wait,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<(R, Vec<OwnedFd>)> {
+        self.receive(wait, |r, _| r.claiming_fds(|r| r.recv_with(f)))
+    }
+
+    /// Receives one message of at most `limit` bytes into `out`; its length.
+    pub(crate) fn recv_to(&self, limit: u64, out: &mut dyn Write, wait: Wait) -> Result<u64> {
+        self.receive(wait, |r, _| r.recv_to(limit, out))
+    }
+
+    /// Waits until the next receive will not block; `false` when `timeout` passed first.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.lock().reader.poll(timeout)
+    }
+
+    /// The largest payload it accepts.
+    pub(crate) fn max_message_size(&self) -> u64 {
+        self.lock().reader.max_message_size()
+    }
+
+    /// Sets the largest payload it accepts.
+    pub(crate) fn set_max_message_size(&self, max: u64) {
+        self.lock().reader.set_max_message_size(max);
+    }
+
+    /// Whether nothing of the stream is held here: no buffered bytes, no descriptors.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.lock().reader.is_idle()
+    }
+
+    /// Closes the receiver, reporting `close(2)`'s error if it held the last reference.
+    pub(crate) fn close(self) -> Result<()> {
+        let MessageReceiver { fd, inp } = self;
+        drop(inp);
+        close_fd(fd)
+    }
+}

@@ -1,0 +1,91 @@
+//! The write side of a connection: whole frames, header and payload in one write.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use super::nonblocking::Unsent;
+use crate::error::Result;
+use crate::frame::{Header, MAX_HEADER_LEN};
+use crate::transport::{self, Kind};
+
+/// The largest payload [`Writer::send_frame`] copies behind its header to send in one piece.
+const SMALL_FRAME: usize = 2048;
+
+/// The write side of a connection.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub(super) fd: Arc<OwnedFd>,
+    pub(super) kind: Kind,
+    pub(super) unsent: Unsent,
+    /// Set when a frame was left unfinished for good (a file that shrank while being
+    /// sent): every later send fails instead of writing onto a misaligned stream.
+    pub(super) broken: bool,
+}
+
+impl Writer {
+    pub(crate) fn new(fd: Arc<OwnedFd>, kind: Kind) -> Writer {
+        Writer {
+            fd,
+            kind,
+            unsent: Unsent::default(),
+            broken: false,
+        }
+    }
+
+    /// Writes one whole frame: header and payload leave in one write unless the kernel
+    /// takes only part, and then the rest follows. The rest of a frame an earlier deadline
+    /// interrupted goes out first.
+    ///
+    /// A payload of up to [`SMALL_FRAME`] bytes is copied behind its header on the stack and
+    /// leaves with one plain `send`/`write`, which the kernel handles measurably faster than
+    /// a two-part vectored write; larger ones go out with `sendmsg`/`writev`, uncopied.
+    pub(crate) fn send_frame(&mut self, payload: &[u8]) -> Result<()> {
+        self.finish_unsent()?;
+        let header = Header::for_payload(payload.len() as u64).encode();
+        if payload.len() <= SMALL_FRAME {
+            let mut frame = [0u8; MAX_HEADER_LEN + SMALL_FRAME];
+            let len = header.len() + payload.len();
+            frame[..header.len()].copy_from_slice(&header);
+            frame[header.len()..len].copy_from_slice(payload);
+            return self.write_all(&mut [IoSlice::new(&frame[..len])]);
+        }
+        self.write_all(&mut [IoSlice::new(&header), IoSlice::new(payload)])
+    }
+
+    /// Sends `payload` as one frame, before `deadline` when there is one; see
+    /// [`send_frame`](Writer::send_frame) and [`send_frame_until`](Writer::send_frame_until).
+    pub(crate) fn send(
+        &mut self,
+        payload: &[u8],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<()> {
+        match deadline {
+            Some(d) => self.send_frame_until(payload, d),
+            None => self.send_frame(payload),
+        }
+    }
+
+    /// Writes all of `iov`, blocking as long as needed.
+    pub(super) fn write_all(&self, iov: &mut [IoSlice<'_>]) -> Result<()> {
+        let mut rest = iov;
+        while !rest.is_empty() {
+            match self.write_vectored(rest, false) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// One write without `SIGPIPE`; see [`transport::write_vectored`].
+    pub(super) fn write_vectored(
+        &self,
+        iov: &[IoSlice<'_>],
+        nonblocking: bool,
+    ) -> io::Result<usize> {
+        transport::write_vectored(self.fd.as_fd(), self.kind, iov, nonblocking)
+    }
+}

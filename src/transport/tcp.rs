@@ -1,0 +1,115 @@
+//! TCP over IPv4 and IPv6 (`host:port`, `tcp://host:port`, `[v6]:port`), with `socket2`.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
+
+use socket2::{Domain, Socket, Type};
+
+use super::{connect_failed, retry_intr, BindOptions, Kind, Stream, TcpOptions};
+use crate::address::Address;
+use crate::error::{Error, Result};
+
+/// A listening TCP socket.
+#[derive(Debug)]
+pub(crate) struct TcpListener(Socket);
+
+impl TcpListener {
+    /// Binds the first address `addr` resolves to, with `SO_REUSEADDR`, and listens.
+    pub(crate) fn bind(addr: &Address, opts: BindOptions) -> Result<TcpListener> {
+        let sa = resolve(addr)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| not_found(addr))?;
+        let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&sa.into())?;
+        socket.listen(backlog(opts.backlog))?;
+        Ok(TcpListener(socket))
+    }
+
+    /// The bound address, with the real port.
+    pub(crate) fn local_addr(&self) -> Result<Option<Address>> {
+        Ok(self.0.local_addr()?.as_socket().map(Address::Tcp))
+    }
+
+    /// Accepts one client, with `TCP_NODELAY` set: messages are whole frames, so Nagle's
+    /// algorithm only adds latency.
+    pub(crate) fn accept(&self) -> Result<(Stream, Option<Address>)> {
+        let (socket, peer) = retry_intr(|| self.0.accept())?;
+        socket.set_tcp_nodelay(true)?;
+        let stream = Stream::Socket {
+            fd: socket.into(),
+            kind: Kind::Tcp,
+        };
+        Ok((stream, peer.as_socket().map(Address::Tcp)))
+    }
+}
+
+impl From<TcpListener> for OwnedFd {
+    fn from(l: TcpListener) -> OwnedFd {
+        l.0.into()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// Connects to each address `addr` resolves to in turn until one accepts or `deadline`
+/// passes. A refusal moves on to the next address; there is no retry of the same one.
+pub(crate) fn connect(addr: &Address, opts: &TcpOptions, deadline: Instant) -> Result<Stream> {
+    let mut last = None;
+    for sa in resolve(addr)? {
+        let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        match socket.connect_timeout(&sa.into(), remaining) {
+            Ok(()) => return configured(socket, opts),
+            Err(e) => last = Some(e),
+        }
+    }
+    let out_of_time = !matches!(&last, Some(e) if e.kind() != io::ErrorKind::TimedOut);
+    Err(connect_failed(addr, last, out_of_time))
+}
+
+fn configured(socket: Socket, opts: &TcpOptions) -> Result<Stream> {
+    socket.set_tcp_nodelay(opts.nodelay)?;
+    if let Some(ka) = &opts.keepalive {
+        socket.set_keepalive(true)?;
+        socket.set_tcp_keepalive(ka)?;
+    }
+    Ok(Stream::Socket {
+        fd: socket.into(),
+        kind: Kind::Tcp,
+    })
+}
+
+/// The socket addresses of a TCP address.
+fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
+    match addr {
+        Address::Tcp(sa) => Ok(vec![*sa]),
+        Address::TcpHost { host, port } => Ok((host.as_str(), *port).to_socket_addrs()?.collect()),
+        other => Err(Error::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{other} is not a TCP address"),
+        ))),
+    }
+}
+
+fn not_found(addr: &Address) -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{addr} resolves to no address"),
+    ))
+}
+
+/// The backlog as `listen(2)` takes it.
+pub(super) fn backlog(b: u32) -> i32 {
+    i32::try_from(b).unwrap_or(i32::MAX)
+}
