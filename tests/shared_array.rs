@@ -150,7 +150,7 @@ fn assert_refused(
 ) {
     let before = open_fds();
     let borrowed: Vec<_> = fds.iter().map(|fd| fd.as_fd()).collect();
-    a.send_bytes_with_fds(payload, &borrowed).unwrap();
+    a.send_bytes_fds(payload, &borrowed).unwrap();
     drop(borrowed);
     drop(fds);
     let err = assert_err!(b.recv_array::<f64>(), Error::Descriptors(_));
@@ -255,7 +255,7 @@ fn arrays_whose_memfd_does_not_match_the_announcement_are_refused() {
             sealed(64),
             "64 bytes exceed the 40-byte limit",
         );
-        b.set_max_message_size(procwire::DEFAULT_MAX_MESSAGE_SIZE);
+        b.set_max_message_size(procwire::frame::DEFAULT_MAX_MESSAGE_SIZE);
         assert_eq!(open_fds(), before);
     });
 }
@@ -325,4 +325,48 @@ fn an_array_sent_to_a_child_process_is_read_there() {
         assert_eq!(conn.recv_timeout(SOON).unwrap(), 499_999_500_000.0);
         assert_exited_ok(wait_for(child, SOON));
     });
+}
+
+/// A thread that forks while another seals an array: a child holds every mapping of its
+/// parent between `fork` and `exec`, and `F_SEAL_WRITE` is refused (`EBUSY`) while any
+/// writable shared mapping of the memfd exists, so sealing failed now and then in
+/// programs that start processes (seen as a flaky `arrays_cannot_be_sent_over_a_pipe`).
+#[test]
+fn sealing_an_array_while_another_thread_forks_succeeds() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let forker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut spawned = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && spawned < 20_000 {
+                // `spawn` passes a descriptor with `pre_exec`, so it forks (a plain
+                // `Command` may use `posix_spawn`, which copies no mappings).
+                let cmd = std::process::Command::new("true");
+                let (mut child, _conn) = procwire::spawn::<(), ()>(cmd).unwrap();
+                child.wait().unwrap();
+                spawned += 1;
+            }
+            spawned
+        })
+    };
+    let started = std::time::Instant::now();
+    let mut sealed = 0;
+    let mut failures = Vec::new();
+    let data = vec![7u64; 1 << 17];
+    while sealed < 5_000 && started.elapsed() < std::time::Duration::from_secs(3) {
+        match SharedArray::from_slice(&data) {
+            Ok(a) => assert_eq!(a[data.len() - 1], 7),
+            Err(e) => failures.push(e.to_string()),
+        }
+        sealed += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let spawned = forker.join().unwrap();
+    assert!(spawned > 0, "the forking thread never ran");
+    assert!(
+        failures.is_empty(),
+        "{} of {sealed} seals failed beside {spawned} forks: {:?}",
+        failures.len(),
+        failures.first()
+    );
 }

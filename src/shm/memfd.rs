@@ -20,7 +20,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 
 use rustix::fs::{FileType, MemfdFlags, SealFlags};
-use rustix::mm::{MapFlags, ProtFlags};
+use rustix::mm::{Advice, MapFlags, ProtFlags};
 
 use crate::error::{Error, Result};
 
@@ -62,6 +62,20 @@ impl Map {
             return Err(Error::Io(std::io::Error::other("mmap returned address 0")));
         };
         Ok(Map { ptr, len })
+    }
+
+    /// Keeps the mapping out of children forked while it exists: a child holds its
+    /// parent's mappings from `fork` until `exec`, and a writable shared mapping there
+    /// makes `F_SEAL_WRITE` fail with `EBUSY` (Linux's `MADV_DONTFORK`).
+    fn dont_fork(&self) -> Result<()> {
+        if self.len == 0 {
+            return Ok(());
+        }
+        // SAFETY: `ptr..ptr + len` is exactly a mapping this value made and owns;
+        // `MADV_DONTFORK` changes only whether a child inherits it, not its contents or
+        // validity in this process.
+        unsafe { rustix::mm::madvise(self.ptr.as_ptr().cast(), self.len, Advice::LinuxDontFork) }?;
+        Ok(())
     }
 
     fn bytes(&self) -> &[u8] {
@@ -107,6 +121,7 @@ impl Writable {
         rustix::fs::ftruncate(&fd, len as u64)?;
         let prot = ProtFlags::READ | ProtFlags::WRITE;
         let map = Map::new(fd.as_fd(), len, prot, MapFlags::SHARED)?;
+        map.dont_fork()?;
         Ok(Writable { map, fd })
     }
 
@@ -133,10 +148,28 @@ impl Writable {
         let Writable { map, fd } = self;
         // `F_SEAL_WRITE` is refused (EBUSY) while a writable shared mapping exists.
         drop(map);
-        rustix::fs::fcntl_add_seals(&fd, REQUIRED | SealFlags::SEAL)?;
+        add_seals(&fd)?;
         Sealed::open(fd, u64::MAX)
     }
 }
+
+/// Adds the seals, retrying for up to [`SEAL_PATIENCE`] while the kernel refuses with
+/// `EBUSY`: a child that another thread forked between `mmap` and `madvise` in
+/// [`Writable::create`] still holds the writable mapping until it calls `exec`.
+fn add_seals(fd: &OwnedFd) -> Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match rustix::fs::fcntl_add_seals(fd, REQUIRED | SealFlags::SEAL) {
+            Err(rustix::io::Errno::BUSY) if started.elapsed() < SEAL_PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// How long [`add_seals`] waits for a forked child to let go of the writable mapping.
+const SEAL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A memfd sealed against writing, shrinking and growing, mapped read-only.
 #[derive(Debug)]
