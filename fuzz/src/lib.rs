@@ -7,6 +7,8 @@
 //!
 //! Every harness checks behaviour, not only the absence of a crash:
 //!
+//! - [`frame_decoder`] drives the pure [`FrameDecoder`](procwire::frame::FrameDecoder)
+//!   with no I/O at all, and compares its messages and its end with the reference parser;
 //! - [`frame_reader`] and [`recv_bytes_into`] compare what procwire receives with an
 //!   independent reference parser of the same byte stream (messages, then the exact end:
 //!   disconnected, truncated with its byte counts, too large, or a framing error);
@@ -20,12 +22,14 @@
 
 mod auth;
 mod codecs;
+mod decoder;
 mod peer;
 pub mod seeds;
 mod stream;
 
 pub use crate::auth::{auth_client, auth_listener};
 pub use crate::codecs::{codec_json, codec_pickle, codec_postcard, codec_rkyv};
+pub use crate::decoder::frame_decoder;
 pub use crate::stream::{frame_reader, recv_bytes_into};
 
 /// A harness: runs one input, panics when a check fails.
@@ -34,6 +38,7 @@ pub type Harness = fn(&[u8]);
 /// Every target, by name, for the corpus replay and the seed writer.
 pub const TARGETS: &[(&str, Harness)] = &[
     ("frame_reader", frame_reader),
+    ("frame_decoder", frame_decoder),
     ("recv_bytes_into", recv_bytes_into),
     ("auth_listener", auth_listener),
     ("auth_client", auth_client),

@@ -58,12 +58,15 @@ fn streams(out: &mut Vec<Seed>) {
     ] {
         let mut seed = knobs.to_vec();
         seed.extend_from_slice(&messages);
-        out.push(("frame_reader", name.to_string(), seed));
+        out.push(("frame_reader", name.to_string(), seed.clone()));
+        out.push(("frame_decoder", name.to_string(), seed));
     }
     let mut cut = vec![5, 0, 5, 4];
     cut.extend_from_slice(&frame(b"whole"));
     cut.extend_from_slice(&frame(&[1; 100])[..50]);
-    out.push(("frame_reader", "truncated-payload".into(), cut));
+    out.push(("frame_reader", "truncated-payload".into(), cut.clone()));
+    // The two targets read the same knobs: every stream seed serves both.
+    out.push(("frame_decoder", "truncated-payload".into(), cut));
 
     // recv_bytes_into: length, long form, element type, capacity, try-receive, payload.
     let mut seed = vec![0];

@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_macros, unused_imports)]
 
 pub(crate) mod child;
+pub(crate) mod transport;
 
 use std::fs::File;
 use std::os::fd::AsFd;
