@@ -42,7 +42,10 @@ pub use crate::shm::{SharedArray, SharedArrayMut};
 pub use crate::transport::{duplex, pipe};
 pub use crate::{
     address::{Address, Family, MAX_UNIX_PATH},
-    auth::{answer_challenge, client_handshake, deliver_challenge, server_handshake, AuthKey},
+    auth::{
+        answer_challenge, client_handshake, deliver_challenge, server_handshake, AuthKey,
+        Expecting, Handshake, HandshakeIo, MAX_HANDSHAKE_MESSAGE_SIZE,
+    },
     channel::{Connection, Iter, Receiver, Sender},
     client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT},
     codec::Codec,

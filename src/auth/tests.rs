@@ -1,36 +1,41 @@
-//! Unit tests of the handshake: the pure parts against the CPython vectors of the wire
-//! protocol reference (§8), and whole transcripts byte for byte over a socket pair.
+//! Unit tests of the handshake: the pure message functions against the CPython vectors
+//! of the wire protocol reference (§8), and whole transcripts of the blocking driver byte
+//! for byte over a socket pair. The vectors are shared with the machine's own tests in
+//! `handshake/tests.rs`.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::blocking::{answer, deliver};
+use super::message::*;
 use super::*;
+use crate::error::Error;
 
-const KEY: &[u8] = b"secret-key";
-const WELCOME_FRAME: &str = "000000092357454c434f4d4523";
-const FAILURE_FRAME: &str = "00000009234641494c55524523";
+pub(super) const KEY: &[u8] = b"secret-key";
+pub(super) const WELCOME_FRAME: &str = "000000092357454c434f4d4523";
+pub(super) const FAILURE_FRAME: &str = "00000009234641494c55524523";
 /// §8.2, CPython 3.12/3.13: the server's challenge (nonce 00..27) and the client's reply.
-const SHA256_CHALLENGE_00: &str = "0000003b234348414c4c454e4745237b7368613235367d\
+pub(super) const SHA256_CHALLENGE_00: &str = "0000003b234348414c4c454e4745237b7368613235367d\
     000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627";
-const SHA256_REPLY_00: &str = "000000287b7368613235367d\
+pub(super) const SHA256_REPLY_00: &str = "000000287b7368613235367d\
     39c4ff3268da80f68b36eb46879c33a2dedb3ac28faebb6a0279ac6a912624d9";
 /// §8.2: the client's challenge (nonce 80..a7) and the server's reply.
-const SHA256_CHALLENGE_80: &str = "0000003b234348414c4c454e4745237b7368613235367d\
+pub(super) const SHA256_CHALLENGE_80: &str = "0000003b234348414c4c454e4745237b7368613235367d\
     808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7";
-const SHA256_REPLY_80: &str = "000000287b7368613235367d\
+pub(super) const SHA256_REPLY_80: &str = "000000287b7368613235367d\
     af8e72bbe7d9885f0878c5e8d3b436f6b34c8e9190ea22877b951c4cc1dbb653";
 /// §8.4: the reply of a client with the key `wrong-key` to `SHA256_CHALLENGE_00`.
-const WRONG_KEY_REPLY_00: &str = "000000287b7368613235367d\
+pub(super) const WRONG_KEY_REPLY_00: &str = "000000287b7368613235367d\
     b7c13e1c3a59ca776557c62cb1fef377dce9e3091bf77746a450c51c2b90c999";
 /// §8.2, CPython 3.11: legacy challenges and raw HMAC-MD5 replies.
-const LEGACY_CHALLENGE_00: &str =
+pub(super) const LEGACY_CHALLENGE_00: &str =
     "0000001f234348414c4c454e474523000102030405060708090a0b0c0d0e0f10111213";
-const LEGACY_CHALLENGE_80: &str =
+pub(super) const LEGACY_CHALLENGE_80: &str =
     "0000001f234348414c4c454e474523808182838485868788898a8b8c8d8e8f90919293";
 
-fn hex(s: &str) -> Vec<u8> {
+pub(super) fn hex(s: &str) -> Vec<u8> {
     assert!(s.len() % 2 == 0, "odd hex string");
     (0..s.len())
         .step_by(2)
@@ -38,16 +43,16 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn to_hex(b: &[u8]) -> String {
+pub(super) fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The payload of a frame given in hex (its 4-byte header dropped).
-fn payload(frame: &str) -> Vec<u8> {
+pub(super) fn payload(frame: &str) -> Vec<u8> {
     hex(frame)[4..].to_vec()
 }
 
-fn nonce_from(start: u8) -> [u8; NONCE_LEN] {
+pub(super) fn nonce_from(start: u8) -> [u8; NONCE_LEN] {
     std::array::from_fn(|i| start + i as u8)
 }
 
@@ -55,7 +60,7 @@ fn deadline() -> Option<Instant> {
     Some(Instant::now() + Duration::from_secs(10))
 }
 
-fn auth_reason(r: Result<()>) -> String {
+pub(super) fn auth_reason(r: Result<()>) -> String {
     match r {
         Err(Error::AuthenticationFailed(why)) => why,
         other => panic!("expected AuthenticationFailed, got {other:?}"),
