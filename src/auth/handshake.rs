@@ -579,3 +579,5 @@ pub(super) fn nonce() -> Result<[u8; NONCE_LEN]> {
     Ok(nonce)
 }
 
+#[cfg(test)]
+mod tests;
