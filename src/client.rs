@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use socket2::TcpKeepalive;
 
 use crate::address::Address;
-use crate::auth::{client_handshake, AuthKey};
+use crate::auth::{client_handshake, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::channel::Connection;
 use crate::error::{Error, Result};
 use crate::frame::DEFAULT_MAX_MESSAGE_SIZE;
-use crate::listener::DEFAULT_HANDSHAKE_TIMEOUT;
 use crate::transport::{self, TcpOptions};
+use crate::AuthKey;
 #[cfg(feature = "postcard")]
 use crate::Postcard;
 

@@ -34,7 +34,7 @@ pub use crate::process::{from_parent, spawn};
 pub use crate::shm::{SharedArray, SharedArrayMut};
 pub use crate::{
     address::{Address, Family},
-    auth::AuthKey,
+    auth::key::AuthKey,
     channel::{duplex_with, pipe_with, Connection, Iter, Receiver, Sender},
     client::{Client, ClientBuilder},
     codec::api::Codec,

@@ -8,17 +8,15 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::address::Address;
-use crate::auth::{server_handshake, AuthKey};
+use crate::auth::{server_handshake, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::channel::Connection;
 use crate::error::{Error, Result};
 use crate::frame::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::transport::{BindOptions, Bound};
 use crate::wait::{WaitSource, Waitable};
+use crate::AuthKey;
 #[cfg(feature = "postcard")]
 use crate::Postcard;
-
-/// The default time a handshake may take, on either side: 5 seconds.
-pub(crate) const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Options for a [`Listener`]; made by [`Listener::builder`].
 #[derive(Debug, Clone)]

@@ -104,7 +104,7 @@ pub fn spawn_with<S, R, C: Clone>(
 /// # Errors
 ///
 /// [`Error::Io`] when this process was not started by [`spawn`] (the variable
-/// [`PARENT_FD_ENV`] is missing or does not name the inherited socket), or when the
+/// [`Child::PARENT_FD_ENV`] is missing or does not name the inherited socket), or when the
 /// connection was already claimed.
 ///
 /// # Examples

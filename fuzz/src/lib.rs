@@ -15,6 +15,9 @@
 //! - [`auth_listener`] and [`auth_client`] assert that a peer who cannot know the key
 //!   never authenticates, and that the handshake ends with an error instead of waiting
 //!   for its deadline once the peer has nothing more to say;
+//! - [`handshake`] drives the sans-I/O handshake machine directly: against arbitrary
+//!   messages it never accepts a reply it could not check, and it stays finished after an
+//!   error; two machines against each other authenticate exactly when their keys agree;
 //! - the codec targets assert that whatever decodes re-encodes to bytes that decode to
 //!   the same value.
 //!
@@ -23,6 +26,7 @@
 mod auth;
 mod codecs;
 mod decoder;
+mod handshake;
 mod peer;
 pub mod seeds;
 mod stream;
@@ -30,6 +34,7 @@ mod stream;
 pub use crate::auth::{auth_client, auth_listener};
 pub use crate::codecs::{codec_json, codec_pickle, codec_postcard, codec_rkyv};
 pub use crate::decoder::frame_decoder;
+pub use crate::handshake::handshake;
 pub use crate::stream::{frame_reader, recv_bytes_into};
 
 /// A harness: runs one input, panics when a check fails.
@@ -42,6 +47,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("recv_bytes_into", recv_bytes_into),
     ("auth_listener", auth_listener),
     ("auth_client", auth_client),
+    ("handshake", handshake),
     ("codec_postcard", codec_postcard),
     ("codec_rkyv", codec_rkyv),
     ("codec_pickle", codec_pickle),

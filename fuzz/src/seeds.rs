@@ -19,6 +19,7 @@ pub fn all() -> Vec<Seed> {
     let mut out = Vec::new();
     streams(&mut out);
     handshakes(&mut out);
+    machines(&mut out);
     codecs(&mut out);
     out
 }
@@ -114,6 +115,141 @@ fn handshakes(out: &mut Vec<Seed>) {
     legacy.extend(frame(&legacy_challenge));
     legacy.extend(frame(b"#FAILURE#"));
     out.push(("auth_client", "legacy-listener".into(), legacy));
+}
+
+/// A key as the `handshake` target reads it: a length byte, then the bytes.
+fn key(bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![bytes.len() as u8];
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// 40 nonce bytes counting up from `start`, as in CPython's test vectors.
+fn nonce(start: u8) -> Vec<u8> {
+    (0..40).map(|i| start.wrapping_add(i)).collect()
+}
+
+/// A peer message event of the `handshake` target's first mode.
+fn event(payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![3];
+    out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn machines(out: &mut Vec<Seed>) {
+    let challenge = |name: &[u8], fill: u8| [b"#CHALLENGE#", name, &[fill; 40][..]].concat();
+    let sha256_reply = [&b"{sha256}"[..], &[0x42; 32]].concat();
+    let sha384_reply = [&b"{sha384}"[..], &[0x42; 48]].concat();
+    let against_bytes = |role: u8, events: &[Vec<u8>]| {
+        let mut seed = vec![0, role];
+        seed.extend(key(b"secret-key"));
+        seed.extend(nonce(0));
+        events.iter().for_each(|e| seed.extend_from_slice(e));
+        seed
+    };
+    let welcome = event(b"#WELCOME#");
+    let seeds = [
+        (
+            "server-wrong-reply",
+            against_bytes(
+                0,
+                &[
+                    event(&sha256_reply),
+                    event(&challenge(b"{sha256}", 0x17)),
+                    welcome.clone(),
+                ],
+            ),
+        ),
+        (
+            "client-cpython-listener",
+            against_bytes(
+                1,
+                &[
+                    event(&challenge(b"{sha256}", 0)),
+                    welcome.clone(),
+                    event(&sha384_reply),
+                    vec![0, 1, 0],
+                ],
+            ),
+        ),
+        (
+            "answer-sha384-then-more",
+            against_bytes(
+                3,
+                &[
+                    event(&challenge(b"{sha384}", 7)),
+                    welcome.clone(),
+                    welcome.clone(),
+                    vec![2, 0],
+                ],
+            ),
+        ),
+        (
+            "answer-legacy",
+            against_bytes(
+                3,
+                &[
+                    event(&[&b"#CHALLENGE#"[..], &[0x17; 20]].concat()),
+                    event(b"#FAILURE#"),
+                ],
+            ),
+        ),
+        (
+            "deliver-oversized",
+            against_bytes(2, &[vec![0, 0, 1], event(&sha256_reply)]),
+        ),
+        (
+            "client-malformed-frame",
+            against_bytes(1, &[vec![1], event(&challenge(b"{sha3_256}", 1))]),
+        ),
+    ];
+    for (name, seed) in seeds {
+        out.push(("handshake", name.into(), seed));
+    }
+
+    // Machine against machine: mode, pair, first key, same (0) or a second key (1), the
+    // two nonces, then what happens to each message (nothing: all delivered).
+    let pair = |pair: u8, a: &[u8], b: Option<&[u8]>, actions: &[u8]| {
+        let mut seed = vec![1, pair];
+        seed.extend(key(a));
+        match b {
+            None => seed.push(0),
+            Some(b) => {
+                seed.push(1);
+                seed.extend(key(b));
+            }
+        }
+        seed.extend(nonce(0));
+        seed.extend(nonce(0x80));
+        seed.extend_from_slice(actions);
+        seed
+    };
+    let long = [0xa5; 100];
+    let seeds = [
+        ("pair-same-key", pair(0, b"secret-key", None, &[])),
+        (
+            "pair-other-key",
+            pair(0, b"secret-key", Some(b"wrong-key"), &[]),
+        ),
+        ("pair-zero-padded-keys", pair(2, b"a", Some(b"a\0"), &[])),
+        ("pair-long-keys", pair(1, &long, Some(&long[1..]), &[])),
+        // The reply gets one bit flipped, then the verdict is replaced by #WELCOME#.
+        (
+            "pair-tampered",
+            pair(
+                1,
+                b"secret-key",
+                None,
+                &[
+                    0, 2, 7, 0, 3, 9, b'#', b'W', b'E', b'L', b'C', b'O', b'M', b'E', b'#',
+                ],
+            ),
+        ),
+    ];
+    for (name, seed) in seeds {
+        out.push(("handshake", name.into(), seed));
+    }
 }
 
 fn samples() -> Vec<Sample> {

@@ -1,36 +1,43 @@
-//! Unit tests of the handshake: the pure parts against the CPython vectors of the wire
-//! protocol reference (§8), and whole transcripts byte for byte over a socket pair.
+//! Unit tests of the handshake: the pure message functions against the CPython vectors
+//! of the wire protocol reference (§8), and whole transcripts of the blocking driver byte
+//! for byte over a socket pair. The vectors are shared with the machine's own tests in
+//! `handshake/tests.rs`.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::blocking::{answer, deliver};
+use super::message::*;
 use super::*;
+use crate::error::{Error, Result};
+use crate::message::{Duplex, MessageReceiver, MessageSender};
+use crate::transport::Kind;
 
-const KEY: &[u8] = b"secret-key";
-const WELCOME_FRAME: &str = "000000092357454c434f4d4523";
-const FAILURE_FRAME: &str = "00000009234641494c55524523";
+pub(super) const KEY: &[u8] = b"secret-key";
+pub(super) const WELCOME_FRAME: &str = "000000092357454c434f4d4523";
+pub(super) const FAILURE_FRAME: &str = "00000009234641494c55524523";
 /// §8.2, CPython 3.12/3.13: the server's challenge (nonce 00..27) and the client's reply.
-const SHA256_CHALLENGE_00: &str = "0000003b234348414c4c454e4745237b7368613235367d\
+pub(super) const SHA256_CHALLENGE_00: &str = "0000003b234348414c4c454e4745237b7368613235367d\
     000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627";
-const SHA256_REPLY_00: &str = "000000287b7368613235367d\
+pub(super) const SHA256_REPLY_00: &str = "000000287b7368613235367d\
     39c4ff3268da80f68b36eb46879c33a2dedb3ac28faebb6a0279ac6a912624d9";
 /// §8.2: the client's challenge (nonce 80..a7) and the server's reply.
-const SHA256_CHALLENGE_80: &str = "0000003b234348414c4c454e4745237b7368613235367d\
+pub(super) const SHA256_CHALLENGE_80: &str = "0000003b234348414c4c454e4745237b7368613235367d\
     808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7";
-const SHA256_REPLY_80: &str = "000000287b7368613235367d\
+pub(super) const SHA256_REPLY_80: &str = "000000287b7368613235367d\
     af8e72bbe7d9885f0878c5e8d3b436f6b34c8e9190ea22877b951c4cc1dbb653";
 /// §8.4: the reply of a client with the key `wrong-key` to `SHA256_CHALLENGE_00`.
-const WRONG_KEY_REPLY_00: &str = "000000287b7368613235367d\
+pub(super) const WRONG_KEY_REPLY_00: &str = "000000287b7368613235367d\
     b7c13e1c3a59ca776557c62cb1fef377dce9e3091bf77746a450c51c2b90c999";
 /// §8.2, CPython 3.11: legacy challenges and raw HMAC-MD5 replies.
-const LEGACY_CHALLENGE_00: &str =
+pub(super) const LEGACY_CHALLENGE_00: &str =
     "0000001f234348414c4c454e474523000102030405060708090a0b0c0d0e0f10111213";
-const LEGACY_CHALLENGE_80: &str =
+pub(super) const LEGACY_CHALLENGE_80: &str =
     "0000001f234348414c4c454e474523808182838485868788898a8b8c8d8e8f90919293";
 
-fn hex(s: &str) -> Vec<u8> {
+pub(super) fn hex(s: &str) -> Vec<u8> {
     assert!(s.len() % 2 == 0, "odd hex string");
     (0..s.len())
         .step_by(2)
@@ -38,16 +45,16 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn to_hex(b: &[u8]) -> String {
+pub(super) fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The payload of a frame given in hex (its 4-byte header dropped).
-fn payload(frame: &str) -> Vec<u8> {
+pub(super) fn payload(frame: &str) -> Vec<u8> {
     hex(frame)[4..].to_vec()
 }
 
-fn nonce_from(start: u8) -> [u8; NONCE_LEN] {
+pub(super) fn nonce_from(start: u8) -> [u8; NONCE_LEN] {
     std::array::from_fn(|i| start + i as u8)
 }
 
@@ -55,7 +62,7 @@ fn deadline() -> Option<Instant> {
     Some(Instant::now() + Duration::from_secs(10))
 }
 
-fn auth_reason(r: Result<()>) -> String {
+pub(super) fn auth_reason(r: Result<()>) -> String {
     match r {
         Err(Error::AuthenticationFailed(why)) => why,
         other => panic!("expected AuthenticationFailed, got {other:?}"),
@@ -68,8 +75,23 @@ enum Step {
     Expect(&'static str),
 }
 
-/// A procwire connection and a raw socket playing a scripted CPython peer.
-fn scripted(steps: Vec<Step>) -> (Connection<(), (), ()>, JoinHandle<()>) {
+/// The message layer's two halves over one socket: the connection the driver runs over.
+struct Pair {
+    tx: MessageSender,
+    rx: MessageReceiver,
+}
+
+impl Pair {
+    fn duplex(&self) -> Duplex<'_, (), ()> {
+        Duplex {
+            tx: &self.tx,
+            rx: &self.rx,
+        }
+    }
+}
+
+/// A message connection and a raw socket playing a scripted CPython peer.
+fn scripted(steps: Vec<Step>) -> (Pair, JoinHandle<()>) {
     let (ours, theirs) = crate::transport::socketpair().unwrap();
     let mut raw = UnixStream::from(theirs);
     raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -89,10 +111,12 @@ fn scripted(steps: Vec<Step>) -> (Connection<(), (), ()>, JoinHandle<()>) {
             }
         }
     });
-    (
-        Connection::from_socket(ours, crate::transport::Kind::Unix, ()),
-        peer,
-    )
+    let fd = std::sync::Arc::new(ours);
+    let pair = Pair {
+        tx: MessageSender::new(fd.clone(), Kind::Unix, ()),
+        rx: MessageReceiver::new(fd, Kind::Unix, ()),
+    };
+    (pair, peer)
 }
 
 #[test]
@@ -238,11 +262,11 @@ fn server_transcript_matches_cpython_3_12() {
         Send(WELCOME_FRAME),
     ]);
     let key = AuthKey::from(KEY);
-    deliver(&conn, &key, deadline(), &nonce_from(0)).unwrap();
-    answer(&conn, &key, deadline()).unwrap();
+    deliver(&conn.duplex(), &key, deadline(), &nonce_from(0)).unwrap();
+    answer(&conn.duplex(), &key, deadline()).unwrap();
     peer.join().unwrap();
     assert_eq!(
-        conn.max_message_size(),
+        conn.rx.max_message_size(),
         crate::frame::DEFAULT_MAX_MESSAGE_SIZE
     );
 }
@@ -259,8 +283,8 @@ fn client_transcript_matches_cpython_3_12() {
         Expect(WELCOME_FRAME),
     ]);
     let key = AuthKey::from(KEY);
-    answer(&conn, &key, deadline()).unwrap();
-    deliver(&conn, &key, deadline(), &nonce_from(0x80)).unwrap();
+    answer(&conn.duplex(), &key, deadline()).unwrap();
+    deliver(&conn.duplex(), &key, deadline(), &nonce_from(0x80)).unwrap();
     peer.join().unwrap();
 }
 
@@ -273,7 +297,7 @@ fn server_sends_failure_for_cpython_wrong_key_reply() {
         Expect(FAILURE_FRAME),
     ]);
     let why = auth_reason(deliver(
-        &conn,
+        &conn.duplex(),
         &AuthKey::from(KEY),
         deadline(),
         &nonce_from(0),
@@ -290,7 +314,11 @@ fn client_with_wrong_key_sends_cpython_bytes_and_reads_failure() {
         Expect(WRONG_KEY_REPLY_00),
         Send(FAILURE_FRAME),
     ]);
-    let why = auth_reason(answer(&conn, &AuthKey::from("wrong-key"), deadline()));
+    let why = auth_reason(answer(
+        &conn.duplex(),
+        &AuthKey::from("wrong-key"),
+        deadline(),
+    ));
     assert!(why.contains("rejected our digest"), "{why}");
     peer.join().unwrap();
 }
@@ -304,9 +332,9 @@ fn oversized_reply_gets_failure_verdict() {
         Send("40000000"),
         Expect(FAILURE_FRAME),
     ]);
-    conn.set_max_message_size(u64::MAX);
+    conn.rx.set_max_message_size(u64::MAX);
     let why = auth_reason(deliver(
-        &conn,
+        &conn.duplex(),
         &AuthKey::from(KEY),
         deadline(),
         &nonce_from(0),
@@ -315,7 +343,7 @@ fn oversized_reply_gets_failure_verdict() {
         why,
         "handshake reply of 1073741824 bytes exceeds the 256-byte limit"
     );
-    assert_eq!(conn.max_message_size(), u64::MAX);
+    assert_eq!(conn.rx.max_message_size(), u64::MAX);
     peer.join().unwrap();
 }
 
@@ -412,8 +440,8 @@ mod with_legacy {
             Send(WELCOME_FRAME),
         ]);
         let key = AuthKey::from(KEY);
-        deliver(&conn, &key, deadline(), &nonce_from(0)).unwrap();
-        answer(&conn, &key, deadline()).unwrap();
+        deliver(&conn.duplex(), &key, deadline(), &nonce_from(0)).unwrap();
+        answer(&conn.duplex(), &key, deadline()).unwrap();
         peer.join().unwrap();
     }
 
@@ -429,8 +457,8 @@ mod with_legacy {
             Expect(WELCOME_FRAME),
         ]);
         let key = AuthKey::from(KEY);
-        answer(&conn, &key, deadline()).unwrap();
-        deliver(&conn, &key, deadline(), &nonce_from(0x80)).unwrap();
+        answer(&conn.duplex(), &key, deadline()).unwrap();
+        deliver(&conn.duplex(), &key, deadline(), &nonce_from(0x80)).unwrap();
         peer.join().unwrap();
     }
 }

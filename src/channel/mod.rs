@@ -16,7 +16,7 @@ use bytemuck::Pod;
 
 use crate::codec::api::Codec;
 use crate::error::{Error, Result};
-use crate::message::{close_fd, MessageReceiver, MessageSender, Reader, Wait, Writer};
+use crate::message::{close_fd, Duplex, MessageReceiver, MessageSender, Reader, Wait, Writer};
 use crate::transport::{Kind, Stream};
 #[cfg(feature = "postcard")]
 use crate::Postcard;
@@ -624,3 +624,37 @@ impl<S, R, C> Connection<S, R, C> {
 }
 
 impl_fd!(Sender<T, C>, Receiver<T, C>, Connection<S, R, C>);
+
+/// A typed connection runs the handshake ([`server_handshake`](crate::auth::server_handshake)
+/// and the others) over its two message-layer halves.
+impl<S, R, C> crate::auth::sealed::MessageIo for Connection<S, R, C> {
+    fn send_message(&self, payload: &[u8]) -> Result<()> {
+        self.duplex().send_message(payload)
+    }
+
+    fn wait_message(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.duplex().wait_message(timeout)
+    }
+
+    fn recv_message(&self) -> Result<Vec<u8>> {
+        self.duplex().recv_message()
+    }
+
+    fn message_limit(&self) -> u64 {
+        self.duplex().message_limit()
+    }
+
+    fn set_message_limit(&self, max: u64) {
+        self.duplex().set_message_limit(max);
+    }
+}
+
+impl<S, R, C> Connection<S, R, C> {
+    /// The two message-layer halves, borrowed as one untyped duplex connection.
+    fn duplex(&self) -> Duplex<'_, Encoder<C>, C> {
+        Duplex {
+            tx: &self.tx.io,
+            rx: &self.rx.io,
+        }
+    }
+}

@@ -157,8 +157,8 @@ where
 /// [`Receiver::recv_archived`](crate::Receiver::recv_archived).
 ///
 /// The guard holds the receiver's lock: until it is dropped, every other receive, `poll`
-/// or setting on the same [`Receiver`] (or the receiving side of the same
-/// [`Connection`]) waits, and one made on the thread that holds the guard deadlocks or
+/// or setting on the same [`Receiver`](crate::Receiver) (or the receiving side of the same
+/// [`Connection`](crate::Connection)) waits, and one made on the thread that holds the guard deadlocks or
 /// panics (as re-locking a [`Mutex`](std::sync::Mutex) does). Drop the guard, or let it
 /// go out of scope, before receiving again. Sending on a [`Connection`](crate::Connection) uses a separate
 /// lock and is not affected. For the same reason the guard is not `Send`: it is released

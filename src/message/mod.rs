@@ -271,3 +271,10 @@ impl<X> MessageReceiver<X> {
         close_fd(fd)
     }
 }
+
+/// A duplex message connection, borrowed from its two halves: what the handshake runs
+/// over.
+pub(crate) struct Duplex<'a, X, Y> {
+    pub(crate) tx: &'a MessageSender<X>,
+    pub(crate) rx: &'a MessageReceiver<Y>,
+}

@@ -28,7 +28,7 @@
 //!   in; each request has its own deadline and fails alone with [`Error::Timeout`]; a
 //!   response that comes after its request gave up is dropped. When the connection is
 //!   lost, every unanswered request fails with [`Error::Disconnected`] — unless the
-//!   requester reconnects ([`ReconnectBuilder`](crate::rpc::ReconnectBuilder)), in which case it
+//!   requester reconnects ([`ReconnectBuilder`]), in which case it
 //!   keeps them and sends them again.
 //! - [`serve`] answers: it calls a handler per message or request and sends back what it
 //!   returns; a handler's error goes back as a [`RemoteError`] (the caller sees
