@@ -213,3 +213,27 @@ fn the_lowest_layers_never_name_the_typed_api() {
         }
     }
 }
+
+/// The crate root holds the core and no more: at most 35 items, public modules counted.
+#[test]
+fn the_root_exports_at_most_35_items() {
+    let lib = code(&fs::read_to_string(src().join("lib.rs")).expect("lib.rs"));
+    let names = root_names();
+    let modules: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';'))
+        .collect();
+    let count = names.len() + modules.len();
+    println!(
+        "root: {} items and modules {modules:?} = {count}",
+        names.len()
+    );
+    assert!(
+        count <= 35,
+        "the root exports {count} items: {names:?} {modules:?}"
+    );
+    for m in ["auth", "codec", "frame", "rpc"] {
+        assert!(modules.contains(&m), "no public module {m}");
+    }
+}

@@ -511,4 +511,49 @@ impl<T, C> Receiver<T, C> {
     pub fn recv_array<A: Pod>(&self) -> Result<SharedArray<A>> {
         self.io.recv_array(Wait::Block)
     }
+
+    /// Receives a shared-memory array if its message is ready, without blocking; see
+    /// [`recv_array`](Receiver::recv_array).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Empty`] when no whole message is ready; nothing is lost.
+    /// - Otherwise as [`recv_array`](Receiver::recv_array).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::duplex::<(), ()>()?;
+    /// assert!(matches!(rx.try_recv_array::<u8>(), Err(procwire::Error::Empty)));
+    /// tx.send_array(&procwire::SharedArray::from_slice(&[9u8])?)?;
+    /// assert_eq!(rx.try_recv_array::<u8>()?[0], 9);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn try_recv_array<A: Pod>(&self) -> Result<SharedArray<A>> {
+        self.io.recv_array(Wait::Now)
+    }
+
+    /// Receives a shared-memory array, waiting at most `timeout` for its message; see
+    /// [`recv_array`](Receiver::recv_array).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Timeout`] when no whole message arrived in time; nothing is lost.
+    /// - Otherwise as [`recv_array`](Receiver::recv_array).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = procwire::duplex::<(), ()>()?;
+    /// let err = rx.recv_array_timeout::<u8>(Duration::from_millis(5)).unwrap_err();
+    /// assert!(matches!(err, procwire::Error::Timeout));
+    /// tx.send_array(&procwire::SharedArray::from_slice(&[3u16, 4])?)?;
+    /// assert_eq!(rx.recv_array_timeout::<u16>(Duration::from_secs(5))?.len(), 2);
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn recv_array_timeout<A: Pod>(&self, timeout: Duration) -> Result<SharedArray<A>> {
+        self.io.recv_array(Wait::Within(timeout))
+    }
 }

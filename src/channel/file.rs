@@ -5,6 +5,11 @@
 //! it), so it may sit between typed messages on the same connection. The receiving side
 //! names how large a file it accepts, per call: files are often larger than what a
 //! connection accepts as a message, and nothing of a file's size is ever allocated.
+//!
+//! Files have only the blocking receive: `try_` and `_timeout` receives wait until a whole
+//! message is buffered, and a file is never buffered whole. To receive one without
+//! blocking a server, [`poll`](Receiver::poll) for its first bytes and receive it on a
+//! thread of its own.
 
 use std::fs::File;
 use std::io::Write;

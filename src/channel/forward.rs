@@ -84,6 +84,10 @@ forward! {
     rx(Receiver).recv_to_writer [] (out: &mut impl Write, limit: u64) -> Result<u64>;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     rx(Receiver).recv_array [A: Pod] () -> Result<SharedArray<A>>;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    rx(Receiver).try_recv_array [A: Pod] () -> Result<SharedArray<A>>;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    rx(Receiver).recv_array_timeout [A: Pod] (timeout: Duration) -> Result<SharedArray<A>>;
     rx(Receiver).poll [] (timeout: Option<Duration>) -> Result<bool>;
 }
 

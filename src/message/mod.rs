@@ -156,6 +156,7 @@ impl<X> In<X> {
     /// Errors: [`Error::Empty`] or [`Error::Timeout`] when no whole message came; nothing
     /// is lost. The caller holds the lock throughout, so another thread sharing the
     /// receiver cannot take the message between the wait and the receive.
+    #[inline]
     pub(crate) fn ready(&mut self, wait: Wait) -> Result<()> {
         match wait {
             Wait::Block => Ok(()),

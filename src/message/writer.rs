@@ -55,6 +55,7 @@ impl Writer {
 
     /// Sends `payload` as one frame, before `deadline` when there is one; see
     /// [`send_frame`](Writer::send_frame) and [`send_frame_until`](Writer::send_frame_until).
+    #[inline]
     pub(crate) fn send(
         &mut self,
         payload: &[u8],
@@ -81,6 +82,7 @@ impl Writer {
     }
 
     /// One write without `SIGPIPE`; see [`transport::write_vectored`].
+    #[inline]
     pub(super) fn write_vectored(
         &self,
         iov: &[IoSlice<'_>],

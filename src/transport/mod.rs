@@ -85,6 +85,7 @@ impl Kind {
     }
 
     /// Whether the descriptor is a socket (so `send`/`recv` flags apply).
+    #[inline]
     pub(crate) fn is_socket(self) -> bool {
         self != Kind::Pipe
     }
@@ -299,6 +300,7 @@ fn back_off(pause: &mut Duration, max: Duration, deadline: Instant) -> bool {
 /// One write of `iov` to a descriptor of `kind` that never raises `SIGPIPE`: a vanished
 /// reader is an `EPIPE` error. Sockets are written with `MSG_NOSIGNAL` (and `MSG_DONTWAIT`
 /// when `nonblocking`; a pipe is only written when `poll` said it has room).
+#[inline] // the hot path of every send, from the message layer
 pub(crate) fn write_vectored(
     fd: BorrowedFd<'_>,
     kind: Kind,
