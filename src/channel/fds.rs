@@ -1,7 +1,7 @@
 //! Messages that carry file descriptors, and connections passed to another process.
 //!
 //! How the descriptors travel and how the receiver matches them to their message is
-//! described in `src/connection/fds.rs`.
+//! described in `src/message/fds.rs`.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
