@@ -123,7 +123,7 @@ impl ListenerBuilder {
         let bound = Bound::bind(&addr, opts)?;
         Ok(Listener {
             local: bound.local_addr(&addr)?,
-            bound: Some(bound),
+            bound,
             last_accepted: Mutex::new(None),
             config: self,
         })
@@ -157,8 +157,7 @@ impl ListenerBuilder {
 /// # Ok::<(), procwire::Error>(())
 /// ```
 pub struct Listener {
-    /// `None` only inside `close`.
-    bound: Option<Bound>,
+    bound: Bound,
     local: Address,
     last_accepted: Mutex<Option<Address>>,
     config: ListenerBuilder,
@@ -198,12 +197,6 @@ impl Listener {
             .clone()
     }
 
-    fn bound(&self) -> &Bound {
-        self.bound
-            .as_ref()
-            .expect("only `close` takes the endpoint")
-    }
-
     /// Accepts the next client, with the default codec; see
     /// [`accept_with`](Listener::accept_with).
     ///
@@ -227,7 +220,7 @@ impl Listener {
     ///   call `accept` again for the next client.
     /// - [`Error::Io`] when `accept(2)` fails.
     pub fn accept_with<S, R, C: Clone>(&self, codec: C) -> Result<Connection<S, R, C>> {
-        let (stream, peer) = self.bound().accept()?;
+        let (stream, peer) = self.bound.accept()?;
         *self
             .last_accepted
             .lock()
@@ -265,8 +258,8 @@ impl Listener {
     /// # Errors
     ///
     /// [`Error::Io`] when removing the socket file or closing the socket fails.
-    pub fn close(mut self) -> Result<()> {
-        self.bound.take().map_or(Ok(()), Bound::close)
+    pub fn close(self) -> Result<()> {
+        self.bound.close()
     }
 }
 
@@ -281,7 +274,7 @@ impl fmt::Debug for Listener {
 
 impl AsFd for Listener {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.bound().as_fd()
+        self.bound.as_fd()
     }
 }
 

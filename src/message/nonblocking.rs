@@ -267,7 +267,9 @@ impl Writer {
                     return Ok(());
                 }
             }
-            match self.write_some(&frame.rest(limit), deadline.is_some()) {
+            // A pipe is only written when `poll` said it has room, at most `PIPE_BUF`
+            // bytes; a socket is written with `MSG_DONTWAIT` when there is a deadline.
+            match self.write_vectored(&frame.rest(limit), deadline.is_some()) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
                 Ok(n) => frame.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -284,11 +286,5 @@ impl Writer {
             }
         }
         Ok(())
-    }
-
-    /// One vectored write; on a socket it does not block when `nonblocking` (a pipe is
-    /// only written when `poll` said it has room, and at most `PIPE_BUF` bytes).
-    fn write_some(&self, iov: &[IoSlice<'_>], nonblocking: bool) -> io::Result<usize> {
-        self.write_vectored(iov, nonblocking)
     }
 }

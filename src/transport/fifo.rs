@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::{FileType, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
-use super::EndpointFile;
+use super::{back_off, EndpointFile};
 use crate::error::{Error, Result};
 
 /// The most an announcement may take: `PIPE_BUF` on Linux, the size the kernel writes whole.
@@ -288,8 +288,7 @@ fn retry<T>(
         if !matches!(err, Errno::NXIO | Errno::NOENT | Errno::AGAIN | Errno::INTR) {
             return Err(err.into());
         }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
+        if !back_off(&mut pause, Duration::from_millis(20), deadline) {
             return Err(Error::Io(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -299,8 +298,6 @@ fn retry<T>(
                 ),
             )));
         }
-        std::thread::sleep(pause.min(remaining));
-        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 
