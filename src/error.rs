@@ -141,6 +141,48 @@ impl Error {
             _ => false,
         }
     }
+
+    /// Whether this error means the process or the system ran out of descriptors or
+    /// memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): an error that passes once some
+    /// are freed. [`Listener::accept`](crate::Listener::accept) reports it once and then
+    /// pauses accepting by itself, so a server should log it and carry on.
+    ///
+    /// Looks at the operating system's error anywhere in the error's
+    /// [`source`](std::error::Error::source) chain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use procwire::Error;
+    ///
+    /// let e = Error::Io(std::io::Error::from_raw_os_error(24)); // EMFILE on Linux
+    /// assert!(e.is_resource_exhausted());
+    /// assert!(!Error::Timeout.is_resource_exhausted());
+    /// ```
+    pub fn is_resource_exhausted(&self) -> bool {
+        let Error::Io(e) = self else {
+            return false;
+        };
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(err) = next {
+            if let Some(io) = err.downcast_ref::<io::Error>() {
+                if matches!(
+                    io.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                ) {
+                    return true;
+                }
+                // An `io::Error` made with `io::Error::new` hides its payload from
+                // `source()`; look inside.
+                if let Some(inner) = io.get_ref() {
+                    next = Some(inner);
+                    continue;
+                }
+            }
+            next = err.source();
+        }
+        false
+    }
 }
 
 impl fmt::Display for Error {

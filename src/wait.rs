@@ -118,20 +118,21 @@ impl<'a> WaitSource<'a> {
         }
     }
 
+    /// A source whose readiness a probe decides, on a descriptor it does not share
+    /// (registrations duplicate it).
+    pub(crate) fn probed(fd: BorrowedFd<'a>, probe: &'a dyn Probe) -> Self {
+        WaitSource {
+            fd: Ok(fd),
+            keep: Keep::Duplicate,
+            probe: Some(probe),
+        }
+    }
+
     /// A descriptor the source shares through an `Arc`, ready when readable.
     pub(crate) fn shared(fd: &'a Arc<OwnedFd>) -> Self {
         WaitSource {
             fd: Ok(fd.as_fd()),
             keep: Keep::Shared(fd),
-            probe: None,
-        }
-    }
-
-    /// A descriptor a [`WaitSet`] duplicates to keep, ready when readable.
-    pub(crate) fn borrowed(fd: BorrowedFd<'a>) -> Self {
-        WaitSource {
-            fd: Ok(fd),
-            keep: Keep::Duplicate,
             probe: None,
         }
     }

@@ -18,20 +18,44 @@ fn open_fds() -> usize {
 /// every handshake failed on both sides and the descriptor count is back where it was.
 fn failed_handshakes_leave_the_fd_count_unchanged(addr: &str, cycles: usize) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let listener = Listener::builder().authkey(KEY).bind(addr).unwrap();
+    let failed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = failed.clone();
+    let listener = Listener::builder()
+        .authkey(KEY)
+        .on_rejected(move |_, e| {
+            assert!(matches!(e, Error::AuthenticationFailed(_)), "{e:?}");
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        })
+        .bind(addr)
+        .unwrap();
     let addr = listener.local_addr().clone();
     let before = open_fds();
-    let server = thread::spawn(move || {
-        for _ in 0..cycles {
-            assert!(listener.accept::<(), ()>().is_err());
-        }
-        listener
-    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            // `accept` returns only good clients: drive the listener until told to stop.
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = listener.accept_timeout::<(), ()>(std::time::Duration::from_millis(20));
+                assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+            }
+            listener
+        })
+    };
     for _ in 0..cycles {
         let r = Client::builder().authkey("bad").connect::<(), (), _>(&addr);
         assert!(matches!(r, Err(Error::AuthenticationFailed(_))), "{r:?}");
     }
+    // The listener may still be closing the last socket: wait (bounded) for its report.
+    let start = std::time::Instant::now();
+    while failed.load(std::sync::atomic::Ordering::SeqCst) < cycles
+        && start.elapsed() < std::time::Duration::from_secs(10)
+    {
+        thread::sleep(std::time::Duration::from_millis(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let listener = server.join().unwrap();
+    assert_eq!(failed.load(std::sync::atomic::Ordering::SeqCst), cycles);
     assert_eq!(open_fds(), before);
     drop(listener);
 }

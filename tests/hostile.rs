@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use procwire::auth::server_handshake;
 use procwire::{Address, AuthKey, Client, Error, Listener};
-use util::{assert_times_out, bounded, frame, SOON};
+use util::{assert_times_out, bounded, drive_for, frame, Rejections, SOON};
 
 const KEY: &str = "the right key";
 
@@ -47,17 +47,26 @@ fn slowloris(mut peer: TcpStream, bytes: Vec<u8>) -> thread::JoinHandle<usize> {
 fn a_client_trickling_one_byte_every_100_ms_is_cut_off_at_the_listeners_deadline() {
     bounded(|| {
         let deadline = Duration::from_millis(800);
-        let listener = Listener::builder()
-            .authkey(KEY)
-            .handshake_timeout(deadline)
-            .bind("127.0.0.1:0")
-            .unwrap();
+        let (builder, rejected) =
+            Rejections::on(Listener::builder().authkey(KEY).handshake_timeout(deadline));
+        let listener = builder.bind("127.0.0.1:0").unwrap();
         let peer = TcpStream::connect(tcp(&listener)).unwrap();
         // A well-formed but slow answer: 44 bytes would take 4.4 s.
         let mut reply = b"{sha256}".to_vec();
         reply.extend_from_slice(&[0x42; 32]);
+        let start = Instant::now();
         let trickle = slowloris(peer, frame(&reply));
-        assert_times_out(|| listener.accept::<(), ()>().map(drop), deadline);
+        let accepted = drive_for(&listener, deadline + Duration::from_millis(400));
+        assert!(accepted.is_empty());
+        let why = rejected
+            .next(SOON)
+            .expect("the trickling client was not cut off");
+        let cut_at = start.elapsed();
+        assert!(why.contains("did not finish the handshake within"), "{why}");
+        assert!(
+            cut_at >= deadline && cut_at < deadline * 2,
+            "cut off after {cut_at:?}"
+        );
         let sent = trickle.join().unwrap();
         assert!(sent < 20, "the listener kept reading: {sent} bytes");
     });
@@ -94,14 +103,13 @@ fn garbage_instead_of_a_handshake_fails_authentication_on_either_side() {
     bounded(|| {
         let garbage: Vec<u8> = (0..=255u8).cycle().skip(3).take(200).collect();
         // At the listener: a frame of garbage where the answer should be.
-        let listener = Listener::builder()
-            .authkey(KEY)
-            .bind("127.0.0.1:0")
-            .unwrap();
+        let (builder, rejected) = Rejections::on(Listener::builder().authkey(KEY));
+        let listener = builder.bind("127.0.0.1:0").unwrap();
         let mut peer = TcpStream::connect(tcp(&listener)).unwrap();
         peer.write_all(&frame(&garbage)).unwrap();
-        let err = listener.accept::<(), ()>().unwrap_err();
-        assert!(matches!(err, Error::AuthenticationFailed(_)), "{err:?}");
+        assert!(drive_for(&listener, Duration::from_millis(300)).is_empty());
+        let err = rejected.next(SOON).expect("the garbage was not refused");
+        assert!(err.starts_with("AuthenticationFailed"), "{err}");
         // At a client: a frame of garbage where the challenge should be.
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = server.local_addr().unwrap();
@@ -163,27 +171,28 @@ fn good_round_trip(addr: SocketAddr, n: usize) -> Duration {
 #[test]
 fn a_listener_keeps_serving_good_clients_while_1000_bad_handshakes_hit_it() {
     bounded(|| {
-        let listener = Listener::builder()
-            .authkey(KEY)
-            .handshake_timeout(Duration::from_secs(2))
-            .bind("127.0.0.1:0")
-            .unwrap();
+        let refused = Arc::new(AtomicUsize::new(0));
+        let listener = {
+            let refused = refused.clone();
+            Listener::builder()
+                .authkey(KEY)
+                .handshake_timeout(Duration::from_secs(2))
+                .on_rejected(move |_, _| {
+                    refused.fetch_add(1, Ordering::SeqCst);
+                })
+                .bind("127.0.0.1:0")
+                .unwrap()
+        };
         let addr = tcp(&listener);
         let done = Arc::new(AtomicBool::new(false));
-        let refused = Arc::new(AtomicUsize::new(0));
         let server = {
-            let (done, refused) = (done.clone(), refused.clone());
+            let done = done.clone();
             thread::spawn(move || {
                 while !done.load(Ordering::SeqCst) {
-                    match listener.accept::<usize, usize>() {
-                        Ok(conn) => {
-                            if let Ok(n) = conn.recv_timeout(SOON) {
-                                conn.send(&(n + 1)).unwrap();
-                            }
-                        }
-                        Err(_) => {
-                            refused.fetch_add(1, Ordering::SeqCst);
-                        }
+                    // Only authenticated clients come out of `accept`.
+                    let conn = listener.accept::<usize, usize>().unwrap();
+                    if let Ok(n) = conn.recv_timeout(SOON) {
+                        conn.send(&(n + 1)).unwrap();
                     }
                 }
             })

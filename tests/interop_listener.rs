@@ -129,13 +129,20 @@ fn check(py: &Python, family: Family, key: Key, rust: procwire::Result<()>, pyth
     );
 }
 
-fn listener_for(family: Family, dir: &Dir, key: Key) -> Listener {
+fn listener_for(
+    family: Family,
+    dir: &Dir,
+    key: Key,
+    on_rejected: impl Fn(&Error) + Send + Sync + 'static,
+) -> Listener {
     let addr = match family {
         Family::Tcp => "127.0.0.1:0".to_string(),
         Family::Unix => dir.0.join("rust.sock").display().to_string(),
         Family::Abstract => format!("@procwire-interop-{}", std::process::id()),
     };
-    let mut builder = Listener::builder().handshake_timeout(Duration::from_secs(5));
+    let mut builder = Listener::builder()
+        .handshake_timeout(Duration::from_secs(5))
+        .on_rejected(move |_, e| on_rejected(e));
     if !matches!(key, Key::None) {
         builder = builder.authkey(KEY);
     }
@@ -162,21 +169,36 @@ fn from_python(text: &str) -> Address {
 }
 
 fn rust_listener_python_client(py: &Python, family: Family, key: Key, dir: &Dir) {
-    let listener = listener_for(family, dir, key);
+    // `accept` returns only authenticated clients; a refused one is reported here.
+    let (rejected_tx, rejected) = std::sync::mpsc::channel();
+    let rejected_tx = std::sync::Mutex::new(rejected_tx);
+    let listener = listener_for(family, dir, key, move |e: &Error| {
+        let e = match e {
+            Error::AuthenticationFailed(why) => Error::AuthenticationFailed(why.clone()),
+            other => Error::Protocol(format!("{other:?}")),
+        };
+        let _ = rejected_tx.lock().unwrap().send(e);
+    });
     let addr = listener.local_addr().clone();
     let (child, control) = spawn_script(py, "mp_peer.py", &["connect", "tcp", python_key(key)]);
     control.send_bytes(for_python(&addr).as_bytes()).unwrap();
     let server = thread::spawn(move || {
-        let conn: Bytes = listener.accept()?;
-        exchange(&conn)
+        let start = std::time::Instant::now();
+        loop {
+            match listener.accept_timeout::<(), ()>(Duration::from_millis(50)) {
+                Ok(conn) => return exchange(&conn),
+                Err(Error::Timeout) => {}
+                Err(e) => return Err(e),
+            }
+            if let Ok(e) = rejected.try_recv() {
+                return Err(e);
+            }
+            if start.elapsed() > CHILD_LIMIT {
+                return Err(Error::Timeout);
+            }
+        }
     });
     let python = wait_bounded(child, CHILD_LIMIT);
-    if !server.is_finished() && python.code() != Some(0) {
-        // Python never got through to accept: unblock it with a client that hangs up.
-        let _ = Client::builder()
-            .handshake_timeout(Duration::from_millis(1))
-            .connect::<(), (), _>(&addr);
-    }
     check(py, family, key, server.join().unwrap(), &python);
 }
 

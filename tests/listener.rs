@@ -9,6 +9,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use procwire::{Address, Client, Connection, Error, Family, Listener};
+use util::{Rejections, SOON};
+
+mod util;
 
 type Conn = Connection<String, String>;
 
@@ -114,14 +117,13 @@ fn abstract_socket_round_trip() {
 
 #[test]
 fn wrong_key_fails_on_both_sides_and_listener_serves_the_next_client() {
-    let listener = Listener::builder()
-        .authkey(KEY)
-        .bind("127.0.0.1:0")
-        .unwrap();
+    let (builder, rejected) = Rejections::on(Listener::builder().authkey(KEY));
+    let listener = builder.bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().clone();
     let server = thread::spawn(move || {
-        let first = listener.accept::<String, String>().map(drop);
-        (listener, first)
+        // Skips the wrong key, returns the next client.
+        let conn = listener.accept::<String, String>().unwrap();
+        conn.send(&conn.recv().unwrap()).unwrap();
     });
     let err = Client::builder()
         .authkey("wrong-key")
@@ -129,39 +131,56 @@ fn wrong_key_fails_on_both_sides_and_listener_serves_the_next_client() {
         .unwrap_err();
     assert!(matches!(err, Error::AuthenticationFailed(_)), "{err:?}");
     assert!(!err.to_string().contains("wrong-key"));
-    let (listener, first) = server.join().unwrap();
-    assert!(
-        matches!(first, Err(Error::AuthenticationFailed(_))),
-        "{first:?}"
-    );
-    round_trip(listener, Client::builder().authkey(KEY));
+    let why = rejected.next(SOON).expect("the wrong key was not reported");
+    assert!(why.starts_with("AuthenticationFailed"), "{why}");
+    assert!(!why.contains("wrong-key"), "{why}");
+    let conn: Conn = Client::builder().authkey(KEY).connect(&addr).unwrap();
+    conn.send(&"next".to_string()).unwrap();
+    assert_eq!(conn.recv().unwrap(), "next");
+    server.join().unwrap();
 }
 
 #[test]
-fn silent_client_fails_accept_at_the_deadline_and_next_client_is_served() {
-    let listener = Listener::builder()
-        .authkey(KEY)
-        .handshake_timeout(Duration::from_millis(300))
-        .bind("127.0.0.1:0")
-        .unwrap();
+fn silent_client_is_dropped_at_the_deadline_and_never_delays_the_next() {
+    let (builder, rejected) = Rejections::on(
+        Listener::builder()
+            .authkey(KEY)
+            .handshake_timeout(Duration::from_millis(300)),
+    );
+    let listener = builder.bind("127.0.0.1:0").unwrap();
     let Address::Tcp(sa) = listener.local_addr().clone() else {
         panic!()
     };
     // Connects and never speaks: never answers the challenge.
     let _silent = TcpStream::connect(sa).unwrap();
     let t = Instant::now();
-    let err = listener.accept::<String, String>().unwrap_err();
+    // A good client is served at once, while the silent one waits out its deadline.
+    let listener = round_trip(listener, Client::builder().authkey(KEY));
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(listener.pending_handshakes(), 1);
+    // `accept` never returns the silent client: it is dropped at its deadline.
+    let err = listener
+        .accept_timeout::<String, String>(Duration::from_millis(600))
+        .unwrap_err();
     assert!(matches!(err, Error::Timeout), "{err:?}");
-    assert!(t.elapsed() < Duration::from_secs(5));
-    round_trip(listener, Client::builder().authkey(KEY));
+    let why = rejected
+        .next(SOON)
+        .expect("the silent client was not dropped");
+    assert!(
+        why.contains("did not finish the handshake within 300ms"),
+        "{why}"
+    );
+    assert_eq!(listener.pending_handshakes(), 0);
 }
 
 #[test]
 fn handshake_message_claiming_one_gib_is_refused_without_allocating_it() {
-    let listener = Listener::builder()
-        .authkey(KEY)
-        .bind("127.0.0.1:0")
-        .unwrap();
+    let (builder, rejected) = Rejections::on(Listener::builder().authkey(KEY));
+    let listener = builder.bind("127.0.0.1:0").unwrap();
     let Address::Tcp(sa) = listener.local_addr().clone() else {
         panic!()
     };
@@ -172,8 +191,17 @@ fn handshake_message_claiming_one_gib_is_refused_without_allocating_it() {
         s.write_all(&(1u32 << 30).to_be_bytes()).unwrap();
         s
     });
-    let err = listener.accept::<String, String>().unwrap_err();
-    assert!(matches!(err, Error::AuthenticationFailed(_)), "{err:?}");
+    let err = listener
+        .accept_timeout::<String, String>(Duration::from_secs(2))
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err:?}");
+    let why = rejected
+        .next(SOON)
+        .expect("the 1 GiB frame was not refused");
+    assert!(
+        why.contains("AuthenticationFailed") && why.contains("1073741824 bytes exceeds"),
+        "{why}"
+    );
     drop(attacker.join().unwrap());
 }
 

@@ -17,7 +17,9 @@
 //! - `handshake.rs`: [`Handshake`], the state machine that sequences them for each role;
 //! - `blocking.rs`: the blocking driver ([`server_handshake`] and the other step
 //!   functions), which pumps a [`Handshake`] over the message layer;
-//! - `key.rs`: [`AuthKey`], re-exported at the crate root.
+//! - `key.rs`: [`AuthKey`], re-exported at the crate root;
+//! - `peer.rs`: [`PeerCredentials`], the kernel's word on who the peer of a Unix-domain
+//!   socket is, which a [`Listener`](crate::Listener) can check before any handshake.
 //!
 //! The unit tests in `auth/tests.rs` drive the pure functions and the blocking driver with
 //! CPython's test vectors; those in `auth/handshake/tests.rs` drive the machine alone.
@@ -28,6 +30,7 @@ mod blocking;
 mod handshake;
 pub(crate) mod key;
 mod message;
+mod peer;
 
 pub(crate) use self::blocking::sealed;
 use self::key::AuthKey;
@@ -36,6 +39,7 @@ pub use self::blocking::{
     answer_challenge, client_handshake, deliver_challenge, server_handshake, HandshakeIo,
 };
 pub use self::handshake::{Expecting, Handshake, MAX_HANDSHAKE_MESSAGE_SIZE};
+pub use self::peer::PeerCredentials;
 
 /// The time a handshake may take by default, on either side: 5 seconds
 /// ([`ListenerBuilder::DEFAULT_HANDSHAKE_TIMEOUT`](crate::ListenerBuilder::DEFAULT_HANDSHAKE_TIMEOUT),

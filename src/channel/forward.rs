@@ -16,6 +16,7 @@ use bytemuck::Pod;
 use super::{Connection, Iter};
 #[cfg(doc)]
 use super::{Receiver, Sender};
+use crate::auth::PeerCredentials;
 use crate::codec::api::Codec;
 use crate::error::Result;
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -89,6 +90,7 @@ forward! {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     rx(Receiver).recv_array_timeout [A: Pod] (timeout: Duration) -> Result<SharedArray<A>>;
     rx(Receiver).poll [] (timeout: Option<Duration>) -> Result<bool>;
+    rx(Receiver).peer_credentials [] () -> Result<PeerCredentials>;
 }
 
 /// The methods of [`Receiver`] that cannot fail, forwarded by hand.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
+use crate::auth::PeerCredentials;
 use crate::codec::api::Codec;
 use crate::error::{Error, Result};
 use crate::message::{close_fd, Duplex, MessageReceiver, MessageSender, Reader, Wait, Writer};
@@ -614,6 +615,30 @@ impl<T, C> Sender<T, C> {
 impl<T, C> Receiver<T, C> {
     fn fd(&self) -> &OwnedFd {
         self.io.fd()
+    }
+
+    /// The process, user and group of the peer, as the kernel recorded them when it
+    /// connected; only for Unix-domain sockets (a [`duplex`](crate::duplex) pair, a Unix
+    /// path or abstract address). See [`PeerCredentials`].
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Io`] of kind `Unsupported` for TCP, pipe and FIFO connections, and off
+    ///   Linux and Android.
+    /// - [`Error::Io`] when `getsockopt(SO_PEERCRED)` fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// let (a, _b) = procwire::duplex::<(), ()>()?;
+    /// let me = a.peer_credentials()?; // the other end is this process
+    /// assert_eq!(me.pid(), std::process::id());
+    /// # }
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn peer_credentials(&self) -> Result<PeerCredentials> {
+        PeerCredentials::of(self.fd().as_fd(), self.io.kind())
     }
 }
 

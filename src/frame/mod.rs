@@ -26,6 +26,21 @@ pub use self::decoder::{FrameDecoder, DEFAULT_MAX_MESSAGE_SIZE};
 /// A send with more is refused with [`Error::Descriptors`] before anything is sent.
 pub const MAX_FDS_PER_MESSAGE: usize = 253;
 
+/// The most received descriptors a Unix-socket connection holds for messages it has not
+/// finished reading: two messages' worth, 506.
+///
+/// Descriptors arrive with the first byte of their message but are handed out only when
+/// the whole message has been read, so a peer could otherwise send one frame header and
+/// then endless one-byte pieces, each with 253 descriptors, until this process has no
+/// descriptors left. A peer that sends as procwire and CPython do never has more than two
+/// messages' descriptors in flight at once: the one being read and, at most, the next.
+/// Past this, the receiver closes every descriptor it holds and stops receiving: the
+/// receive reports [`Error::Descriptors`], every later one [`Error::Protocol`], and
+/// further descriptors are closed as they arrive.
+///
+/// Before authentication a [`Listener`](crate::Listener) accepts no descriptors at all.
+pub const MAX_PENDING_FDS: usize = 2 * MAX_FDS_PER_MESSAGE;
+
 /// The largest header: the `-1` escape plus an 8-byte length.
 pub const MAX_HEADER_LEN: usize = 12;
 

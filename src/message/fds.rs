@@ -38,7 +38,7 @@ use rustix::net::{
 
 use super::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::frame::{Header, MAX_FDS_PER_MESSAGE};
+use crate::frame::{Header, MAX_FDS_PER_MESSAGE, MAX_PENDING_FDS};
 use crate::transport::Kind;
 
 /// Bytes of control buffer for [`MAX_FDS_PER_MESSAGE`] descriptors.
@@ -71,6 +71,11 @@ pub(crate) struct Inbox {
     /// Bytes read from the stream so far.
     received: u64,
     arrived: VecDeque<Arrived>,
+    /// Descriptors in `arrived`.
+    held: usize,
+    /// Set when the peer sent more than [`MAX_PENDING_FDS`] for unfinished messages: from
+    /// then on every descriptor is closed on arrival and receiving is over.
+    flooded: bool,
     /// `Some` while a receive that returns descriptors is running.
     claim: Option<Claim>,
 }
@@ -88,6 +93,8 @@ impl Inbox {
             control,
             received: 0,
             arrived: VecDeque::new(),
+            held: 0,
+            flooded: false,
             claim: None,
         }
     }
@@ -118,7 +125,10 @@ impl Inbox {
     pub(crate) fn read_blocking(&mut self, fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
         loop {
             match self.read_once(fd, buf, RecvFlags::empty()) {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    self.check()?;
+                    return Ok(n);
+                }
                 Err(Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -141,9 +151,19 @@ impl Inbox {
                 fds.extend(rights);
             }
         }
+        if self.flooded {
+            return Ok(msg.bytes); // `fds` are closed here
+        }
+        if self.held + fds.len() > MAX_PENDING_FDS {
+            self.flooded = true;
+            self.arrived.clear(); // closes every descriptor held
+            self.held = 0;
+            return Ok(msg.bytes);
+        }
         // Descriptors without data cannot come on a stream socket; if they did, they
         // would be dropped (closed) here.
         if msg.bytes > 0 && (truncated || !fds.is_empty()) {
+            self.held += fds.len();
             self.arrived.push_back(Arrived {
                 last: self.received + msg.bytes as u64 - 1,
                 fds,
@@ -155,9 +175,24 @@ impl Inbox {
 
     /// Closes the descriptors of messages before stream offset `start`: left behind by a
     /// receive that failed part-way.
+    /// Fails once the peer has sent more descriptors than [`MAX_PENDING_FDS`] for
+    /// messages not yet read; for good, as the stream can no longer be trusted.
+    pub(crate) fn check(&self) -> Result<()> {
+        if !self.flooded {
+            return Ok(());
+        }
+        Err(Error::Descriptors(format!(
+            "the peer sent more than {MAX_PENDING_FDS} descriptors for messages not yet \
+             complete (at most two messages' worth may be in flight); they were closed, \
+             and this connection no longer receives"
+        )))
+    }
+
     pub(crate) fn discard_before(&mut self, start: u64) {
         while self.arrived.front().is_some_and(|a| a.last < start) {
-            self.arrived.pop_front();
+            if let Some(a) = self.arrived.pop_front() {
+                self.held -= a.fds.len();
+            }
         }
     }
 
@@ -168,6 +203,7 @@ impl Inbox {
             let Some(arrived) = self.arrived.pop_front() else {
                 break;
             };
+            self.held -= arrived.fds.len();
             if let Some(claim) = &mut self.claim {
                 claim.fds.extend(arrived.fds);
                 claim.truncated |= arrived.truncated;

@@ -171,6 +171,7 @@ impl<X> In<X> {
 /// The receiving half of a message connection.
 pub(crate) struct MessageReceiver<X = ()> {
     fd: Arc<OwnedFd>,
+    kind: Kind,
     inp: Mutex<In<X>>,
 }
 
@@ -180,6 +181,7 @@ impl<X> MessageReceiver<X> {
         let reader = Reader::new(Arc::clone(&fd), kind);
         MessageReceiver {
             fd,
+            kind,
             inp: Mutex::new(In { reader, state }),
         }
     }
@@ -187,6 +189,11 @@ impl<X> MessageReceiver<X> {
     /// The descriptor it reads.
     pub(crate) fn fd(&self) -> &Arc<OwnedFd> {
         &self.fd
+    }
+
+    /// The kind of that descriptor.
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// Locks the receiving state.
@@ -267,7 +274,7 @@ impl<X> MessageReceiver<X> {
 
     /// Closes the receiver, reporting `close(2)`'s error if it held the last reference.
     pub(crate) fn close(self) -> Result<()> {
-        let MessageReceiver { fd, inp } = self;
+        let MessageReceiver { fd, inp, .. } = self;
         drop(inp);
         close_fd(fd)
     }

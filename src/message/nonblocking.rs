@@ -75,6 +75,8 @@ impl Reader {
             }
             match self.read_nonblocking() {
                 Ok(Some(0)) => return true, // end of stream: the receive reports it
+                // Too many descriptors: the receive reports it.
+                Ok(Some(_)) if self.anc.check().is_err() => return true,
                 Ok(Some(_)) => {}
                 Ok(None) => return false,
                 Err(e) => {

@@ -79,7 +79,8 @@ impl Reader {
         if let Some(e) = self.failed.take() {
             return Err(e.into());
         }
-        self.dec.check_readable()
+        self.dec.check_readable()?;
+        self.anc.check()
     }
 
     /// Reads and consumes the next frame header, blocking as needed.

@@ -12,8 +12,13 @@
 //!    `c2s` for writing. Every open is non-blocking: one that finds no peer fails at once
 //!    instead of hanging, and the client retries only until its deadline.
 //! 4. The client removes its pair as soon as both ends are open (the names are no longer
-//!    needed), or when it gives up. A listener that finds a client gone removes the pair
-//!    in its place.
+//!    needed), or when it gives up. The listener never removes a pair: an announcement can
+//!    be forged, so it verifies the pair before opening it (`verify_pair`) and leaves
+//!    alone what it did not make.
+//!
+//! The listener's rendezvous end and the two ends of an accepted pair are non-blocking:
+//! the listener reads announcements only when its FIFO is readable, and authenticates a
+//! client before its ends are made blocking.
 
 use std::ffi::OsStr;
 use std::io;
@@ -47,6 +52,9 @@ pub(crate) struct FifoListener {
     pending: Mutex<Vec<u8>>,
     /// The rendezvous FIFO, removed on close or drop if it is still ours.
     file: EndpointFile,
+    /// Whether only the owner may write the rendezvous FIFO (its mode gives no write
+    /// permission to the group or to others).
+    owner_only: bool,
 }
 
 fn open(path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
@@ -107,8 +115,8 @@ impl FifoListener {
         make_fifo(path, mode)?;
         let read = open(path, OFlags::RDONLY)?;
         let keep_open = open(path, OFlags::WRONLY)?;
-        set_blocking(&read)?;
         Ok(FifoListener {
+            owner_only: mode & 0o022 == 0,
             read,
             _keep_open: keep_open,
             pending: Mutex::new(Vec::new()),
@@ -121,33 +129,48 @@ impl FifoListener {
         Ok(self.file.remove()?)
     }
 
-    /// Waits for the next announcement and opens the client's pair.
-    pub(crate) fn accept(&self) -> Result<FifoPair> {
-        let announcement = self.next_announcement()?;
-        let (c2s, s2c) = parse_announcement(&announcement)?;
-        let pair = (|| {
-            for p in [&c2s, &s2c] {
-                if is_fifo(p)? != Some(true) {
-                    return Err(gone(p));
-                }
-            }
-            let read = open(&c2s, OFlags::RDONLY)?;
-            let write = open(&s2c, OFlags::WRONLY).map_err(|e| match e {
-                Errno::NXIO => gone(&s2c),
-                e => e.into(),
-            })?;
-            set_blocking(&read)?;
-            set_blocking(&write)?;
-            Ok(FifoPair { read, write })
-        })();
-        if pair.is_err() {
-            remove_pair(&c2s); // the client is gone: clean up in its place
+    /// Takes the next announced client without blocking.
+    ///
+    /// An announcement is only a line of text, which anybody allowed to write the
+    /// rendezvous FIFO can forge, so the pair it names is verified before it is opened
+    /// (see [`verify_pair`]) and the listener never removes anything it did not make: a
+    /// pair that does not verify, or whose client is gone, is left where it is (a client
+    /// removes its own pair once both ends are open or when it gives up).
+    ///
+    /// # Errors
+    ///
+    /// Only a failing read of the rendezvous FIFO; a bad announcement or a vanished client
+    /// is [`Accepted::Failed`](super::Accepted::Failed).
+    pub(crate) fn try_accept(&self) -> io::Result<super::Accepted> {
+        let Some(announcement) = self.next_announcement()? else {
+            return Ok(super::Accepted::Nothing);
+        };
+        match self.open_pair(&announcement) {
+            Ok(pair) => Ok(super::Accepted::Client(
+                super::Stream::Pipes {
+                    read: pair.read,
+                    write: pair.write,
+                },
+                None,
+            )),
+            Err(e) => Ok(super::Accepted::Failed(e)),
         }
-        pair
     }
 
-    /// Reads until one whole announcement (up to its newline) is buffered, and takes it.
-    fn next_announcement(&self) -> Result<Vec<u8>> {
+    /// Opens the pair an announcement names, both ends non-blocking, after checking it.
+    fn open_pair(&self, announcement: &[u8]) -> Result<FifoPair> {
+        let (c2s, s2c) = parse_announcement(announcement)?;
+        let owner = verify_pair(&c2s, &s2c, self.owner_only)?;
+        let read = open_verified(&c2s, OFlags::RDONLY, owner)?;
+        let write = open_verified(&s2c, OFlags::WRONLY, owner).map_err(|e| match e {
+            Error::Io(e) if e.raw_os_error() == Some(libc::ENXIO) => gone(&s2c),
+            e => e,
+        })?;
+        Ok(FifoPair { read, write })
+    }
+
+    /// The next whole announcement line, if one has arrived.
+    fn next_announcement(&self) -> io::Result<Option<Vec<u8>>> {
         let mut pending = self
             .pending
             .lock()
@@ -155,7 +178,7 @@ impl FifoListener {
         loop {
             if let Some(end) = pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
-                return Ok(line);
+                return Ok(Some(line));
             }
             if pending.len() > PIPE_BUF {
                 pending.clear(); // garbage without a newline: drop it and resynchronise
@@ -164,10 +187,69 @@ impl FifoListener {
             match rustix::io::read(&self.read, &mut chunk) {
                 Ok(n) => pending.extend_from_slice(&chunk[..n]),
                 Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
         }
     }
+}
+
+/// Checks the pair an announcement names before anything is opened, and returns its
+/// owner: the directory must be a real directory (not a symbolic link) that only its owner
+/// can enter (mode `0700` or stricter, as every client makes it), and `c2s` and `s2c`
+/// FIFOs of that same owner, not links. When the rendezvous FIFO admits only its owner
+/// (`owner_only`, the default mode), the pair must be ours as well.
+///
+/// What this cannot know is who wrote the announcement: a FIFO carries no credentials. A
+/// local user allowed to write the rendezvous FIFO (a mode that opens it to a group or to
+/// everyone) can name another user's pair, but can only make this listener open FIFOs it
+/// already has the permissions to open, and nothing is ever removed.
+fn verify_pair(c2s: &Path, s2c: &Path, owner_only: bool) -> Result<u32> {
+    let dir = c2s
+        .parent()
+        .ok_or_else(|| bad_announcement("a path has no directory"))?;
+    let st = rustix::fs::lstat(dir).map_err(|e| refused(dir, &e.to_string()))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+        return Err(refused(dir, "not a directory"));
+    }
+    if st.st_mode & 0o077 != 0 {
+        return Err(refused(dir, "the directory is open to other users"));
+    }
+    let owner = st.st_uid;
+    if owner_only && owner != rustix::process::geteuid().as_raw() {
+        return Err(refused(
+            dir,
+            "the directory belongs to another user, and this FIFO admits only its owner",
+        ));
+    }
+    for p in [c2s, s2c] {
+        let st = rustix::fs::lstat(p).map_err(|e| match e {
+            Errno::NOENT => gone(p),
+            e => refused(p, &e.to_string()),
+        })?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Fifo {
+            return Err(refused(p, "not a FIFO"));
+        }
+        if st.st_uid != owner {
+            return Err(refused(p, "owned by another user than its directory"));
+        }
+    }
+    Ok(owner)
+}
+
+/// Opens a FIFO of a verified pair without following links, and checks that what was
+/// opened is still a FIFO of `owner` (the names could have been replaced in between).
+fn open_verified(path: &Path, flags: OFlags, owner: u32) -> Result<OwnedFd> {
+    let fd = open(path, flags | OFlags::NOFOLLOW)?;
+    let st = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Fifo || st.st_uid != owner {
+        return Err(refused(path, "replaced while it was being opened"));
+    }
+    Ok(fd)
+}
+
+fn refused(path: &Path, why: &str) -> Error {
+    bad_announcement(&format!("{}: {why}; not opened", path.display()))
 }
 
 impl AsFd for FifoListener {

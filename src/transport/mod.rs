@@ -9,8 +9,12 @@
 //!    Everything about the file system (stale socket files, binding in a private staging
 //!    directory so that nobody can connect before the mode is set, removing the file on
 //!    close only if it is still ours) lives in the backend.
-//! 2. **Accept** a stream ([`Bound::accept`]) together with the peer's address when the
-//!    operating system gives one.
+//! 2. **Accept** a stream without blocking ([`Bound::try_accept`]) together with the peer's
+//!    address when the operating system gives one, telling apart the three outcomes a
+//!    server must treat differently ([`Accepted`]): a client, nothing yet, or one client's
+//!    failure; an error is the endpoint's own (descriptors exhausted, see
+//!    [`is_exhaustion`]). The listening descriptor is non-blocking; the layer above waits
+//!    for it with `polling`.
 //! 3. **Connect** before a deadline ([`connect`]), retrying where the family allows (a Unix
 //!    socket or FIFO that does not exist yet), failing at once where it does not (a refused
 //!    TCP port), with an error that names the address and the cause.
@@ -21,7 +25,9 @@
 //!    the signal blocked around the write on pipes (`sigpipe.rs`), so a vanished reader
 //!    is an `EPIPE` error and never kills the process.
 //!
-//! Every descriptor a backend creates is close-on-exec and in blocking mode.
+//! Every descriptor a backend creates is close-on-exec, and every stream it hands out is in
+//! blocking mode except the two FIFOs of an accepted FIFO client, which stay non-blocking
+//! until the layer above has authenticated the client ([`set_blocking`]).
 //!
 //! | transport | file | directions | kind |
 //! | --- | --- | --- | --- |
@@ -41,7 +47,7 @@ mod pipe;
 pub(crate) mod sigpipe;
 mod socketpair;
 mod tcp;
-mod unix;
+pub(crate) mod unix;
 
 pub(crate) use self::pipe::pipe;
 pub(crate) use self::socketpair::socketpair;
@@ -110,6 +116,72 @@ pub(crate) enum Stream {
     },
 }
 
+/// What [`Bound::try_accept`] found.
+#[derive(Debug)]
+pub(crate) enum Accepted {
+    /// A client: its stream and, when the OS gives one, its address.
+    Client(Stream, Option<Address>),
+    /// No client is waiting.
+    Nothing,
+    /// A client came and could not be taken (it reset the connection first, or sent a
+    /// FIFO announcement that does not verify); the endpoint serves on.
+    Failed(Error),
+}
+
+/// Whether `e` is `accept(2)` running out of descriptors or memory: an error that passes
+/// by itself once some are freed, and that a caller should wait out rather than retry at
+/// once (the listening socket stays readable, so retrying spins).
+pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Errors of `accept(2)` that concern the one connection it tried to take: Linux reports
+/// pending network errors of the new socket through `accept`, and `accept(2)` says to treat
+/// them like `EAGAIN`.
+fn is_client_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+                | libc::ETIMEDOUT
+                | libc::ECONNRESET
+        )
+    )
+}
+
+/// Makes a socket `accept(2)` gave blocking: Linux's `accept4` makes it so already, other
+/// systems let it inherit the listening socket's `O_NONBLOCK`.
+fn accepted_blocking(socket: &socket2::Socket) -> io::Result<()> {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        return Ok(());
+    }
+    socket.set_nonblocking(false)
+}
+
+/// Puts `fd` in blocking (`true`) or non-blocking mode.
+pub(crate) fn set_blocking(fd: BorrowedFd<'_>, blocking: bool) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    let flags = if blocking {
+        flags - rustix::fs::OFlags::NONBLOCK
+    } else {
+        flags | rustix::fs::OFlags::NONBLOCK
+    };
+    rustix::fs::fcntl_setfl(fd, flags)?;
+    Ok(())
+}
+
 /// How an endpoint is bound.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BindOptions {
@@ -160,21 +232,25 @@ impl Bound {
         }
     }
 
-    /// Waits for the next client; its stream and, when the OS gives one, its address.
-    pub(crate) fn accept(&self) -> Result<(Stream, Option<Address>)> {
-        match self {
-            Bound::Tcp(l) => l.accept(),
-            Bound::Unix(l) => l.accept(),
-            Bound::Fifo(f) => {
-                let pair = f.accept()?;
-                Ok((
-                    Stream::Pipes {
-                        read: pair.read,
-                        write: pair.write,
-                    },
-                    None,
-                ))
-            }
+    /// Takes the next waiting client without blocking.
+    ///
+    /// # Errors
+    ///
+    /// Only errors of the endpoint itself: [`is_exhaustion`] tells apart the ones that pass
+    /// when descriptors or memory are freed (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`).
+    /// Errors that concern one client (it reset the connection before it was accepted, a
+    /// garbled FIFO announcement) are [`Accepted::Failed`].
+    pub(crate) fn try_accept(&self) -> io::Result<Accepted> {
+        let outcome = match self {
+            Bound::Tcp(l) => l.try_accept(),
+            Bound::Unix(l) => l.try_accept(),
+            Bound::Fifo(f) => return f.try_accept(),
+        };
+        match outcome {
+            Ok((stream, peer)) => Ok(Accepted::Client(stream, peer)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Accepted::Nothing),
+            Err(e) if is_client_error(&e) => Ok(Accepted::Failed(e.into())),
+            Err(e) => Err(e),
         }
     }
 

@@ -26,6 +26,7 @@ impl TcpListener {
         socket.set_reuse_address(true)?;
         socket.bind(&sa.into())?;
         socket.listen(backlog(opts.backlog))?;
+        socket.set_nonblocking(true)?;
         Ok(TcpListener(socket))
     }
 
@@ -34,10 +35,12 @@ impl TcpListener {
         Ok(self.0.local_addr()?.as_socket().map(Address::Tcp))
     }
 
-    /// Accepts one client, with `TCP_NODELAY` set: messages are whole frames, so Nagle's
+    /// Accepts one waiting client without blocking (`WouldBlock` when none waits), with
+    /// `TCP_NODELAY` set: messages are whole frames, so Nagle's
     /// algorithm only adds latency.
-    pub(crate) fn accept(&self) -> Result<(Stream, Option<Address>)> {
+    pub(crate) fn try_accept(&self) -> io::Result<(Stream, Option<Address>)> {
         let (socket, peer) = retry_intr(|| self.0.accept())?;
+        super::accepted_blocking(&socket)?;
         socket.set_tcp_nodelay(true)?;
         let stream = Stream::Socket {
             fd: socket.into(),

@@ -44,12 +44,15 @@ impl UnixListener {
         let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
         socket.bind(&abstract_sockaddr(name)?)?;
         socket.listen(backlog(opts.backlog))?;
+        socket.set_nonblocking(true)?;
         Ok(UnixListener { socket, file: None })
     }
 
-    /// Accepts one client; its address when it bound one (unnamed clients give `None`).
-    pub(crate) fn accept(&self) -> Result<(Stream, Option<Address>)> {
+    /// Accepts one waiting client without blocking (`WouldBlock` when none waits); its
+    /// address when it bound one (unnamed clients give `None`).
+    pub(crate) fn try_accept(&self) -> io::Result<(Stream, Option<Address>)> {
         let (socket, peer) = retry_intr(|| self.socket.accept())?;
+        super::accepted_blocking(&socket)?;
         let stream = Stream::Socket {
             fd: socket.into(),
             kind: Kind::Unix,
@@ -205,6 +208,7 @@ fn bind_unix_path(path: &Path, mode: u32, backlog: i32) -> Result<(Socket, Endpo
     let _ = std::fs::remove_dir(&staging);
     result?;
     socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
     Ok((socket, EndpointFile::of(path)?))
 }
 
@@ -220,4 +224,26 @@ fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
         Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => Ok(std::fs::rename(from, to)?),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The process, user and group of the peer of a connected Unix-domain socket, as the
+/// kernel recorded them when it connected (`SO_PEERCRED`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn peer_credentials(fd: BorrowedFd<'_>) -> io::Result<(u32, u32, u32)> {
+    let cred = rustix::net::sockopt::socket_peercred(fd)?;
+    Ok((
+        cred.pid.as_raw_nonzero().get() as u32,
+        cred.uid.as_raw(),
+        cred.gid.as_raw(),
+    ))
+}
+
+/// The user and group of the peer of a connected Unix-domain socket (`getpeereid`); the
+/// process is not known.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn peer_credentials(_fd: BorrowedFd<'_>) -> io::Result<(u32, u32, u32)> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "peer credentials are read with SO_PEERCRED, which only Linux and Android have",
+    ))
 }

@@ -147,3 +147,50 @@ pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(payload);
     out
 }
+
+/// What a listener turned away, as `on_rejected` saw it: `{:?}` of each error, in order.
+pub(crate) struct Rejections(mpsc::Receiver<String>);
+
+impl Rejections {
+    /// A builder that reports every rejected client to the returned [`Rejections`].
+    pub(crate) fn on(
+        builder: procwire::ListenerBuilder,
+    ) -> (procwire::ListenerBuilder, Rejections) {
+        let (tx, rx) = mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let builder = builder.on_rejected(move |_, e| {
+            let _ = tx.lock().unwrap().send(format!("{e:?}"));
+        });
+        (builder, Rejections(rx))
+    }
+
+    /// The next rejection, waiting at most `limit`.
+    pub(crate) fn next(&self, limit: Duration) -> Option<String> {
+        self.0.recv_timeout(limit).ok()
+    }
+
+    /// Every rejection reported so far.
+    pub(crate) fn drain(&self) -> Vec<String> {
+        self.0.try_iter().collect()
+    }
+}
+
+/// Drives `listener` from this thread (waiting on it as a wait source and calling
+/// `try_accept`) for `span`; returns the connections it accepted.
+pub(crate) fn drive_for(
+    listener: &procwire::Listener,
+    span: Duration,
+) -> Vec<procwire::Connection<(), ()>> {
+    let end = std::time::Instant::now() + span;
+    let mut accepted = Vec::new();
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return accepted;
+        }
+        procwire::wait(&[listener], Some(left.min(Duration::from_millis(50)))).unwrap();
+        while let Some(conn) = listener.try_accept().unwrap() {
+            accepted.push(conn);
+        }
+    }
+}
