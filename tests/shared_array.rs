@@ -297,6 +297,7 @@ fn zero_sized_elements_are_refused() {
 
 #[test]
 fn arrays_cannot_be_sent_over_a_pipe() {
+    let _serial = serial();
     let (tx, rx) = procwire::pipe::<()>().unwrap();
     let array = SharedArray::from_slice(&[1u8]).unwrap();
     assert_err!(tx.send_array(&array), Error::Descriptors(_));
@@ -333,6 +334,8 @@ fn an_array_sent_to_a_child_process_is_read_there() {
 /// programs that start processes (seen as a flaky `arrays_cannot_be_sent_over_a_pipe`).
 #[test]
 fn sealing_an_array_while_another_thread_forks_succeeds() {
+    // Serial: the forks open descriptors, which the descriptor-counting tests would see.
+    let _serial = serial();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let forker = {
         let stop = stop.clone();

@@ -45,6 +45,16 @@ pub(super) const BACKOFF_FIRST: Duration = Duration::from_millis(10);
 /// The longest pause between attempts while descriptors stay exhausted.
 pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// What [`Engine::step`] found.
+pub(super) enum Step {
+    /// An authenticated stream and its peer's address.
+    Ready(Stream, Option<Address>),
+    /// Nothing yet: wait on the poller this long (`None`: until it reports something).
+    Wait(Option<Duration>),
+    /// The caller's deadline has passed.
+    TimedOut,
+}
+
 /// What is called with every client the listener turns away.
 pub(crate) type OnRejected = Arc<dyn Fn(Option<&Address>, &Error) + Send + Sync>;
 
@@ -132,33 +142,32 @@ impl Engine {
         !self.ready.is_empty()
     }
 
-    /// The next authenticated stream, waiting for one until `deadline` (`None`: for
-    /// ever); `Ok(None)` when the deadline passed first.
+    /// One step of a blocking accept: the next authenticated stream if one is ready,
+    /// `None` if `deadline` has passed, or else how long the caller may wait on the
+    /// poller (without holding the engine) before [`process`](Engine::process)ing what it
+    /// reports.
     ///
     /// # Errors
     ///
     /// Errors of the listening endpoint itself: descriptors or memory exhausted (reported
     /// once per back-off; the engine waits before it tries again), or a failing poller.
-    pub(super) fn next(
-        &mut self,
-        bound: &Bound,
-        deadline: Option<Instant>,
-    ) -> Result<Option<(Stream, Option<Address>)>> {
-        loop {
-            if let Some(e) = self.exhausted.take() {
-                return Err(exhausted(e, self.backoff.pause));
-            }
-            if let Some(ready) = self.take_ready(bound) {
-                return Ok(Some(ready));
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| d <= now) {
-                return Ok(None);
-            }
-            let wake = earliest(deadline, self.next_wake());
-            let timeout = wake.map(|w| w.saturating_duration_since(now));
-            self.turn(bound, timeout)?;
+    pub(super) fn step(&mut self, bound: &Bound, deadline: Option<Instant>) -> Result<Step> {
+        if let Some(e) = self.exhausted.take() {
+            return Err(exhausted(e, self.backoff.pause));
         }
+        if let Some((stream, peer)) = self.take_ready(bound) {
+            if self.has_ready() {
+                // Another thread may be waiting on the poller: this one is for it.
+                let _ = self.poller.notify();
+            }
+            return Ok(Step::Ready(stream, peer));
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| d <= now) {
+            return Ok(Step::TimedOut);
+        }
+        let wake = earliest(deadline, self.next_wake());
+        Ok(Step::Wait(wake.map(|w| w.saturating_duration_since(now))))
     }
 
     /// Takes an authenticated stream if one is ready, after one turn that does not wait.
@@ -192,14 +201,23 @@ impl Engine {
 
     /// Waits up to `timeout` for the poller, then does everything that became possible.
     fn turn(&mut self, bound: &Bound, timeout: Option<Duration>) -> Result<()> {
-        self.events.clear();
-        match self.poller.wait(&mut self.events, timeout) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        let waited = match self.poller.wait(&mut events, timeout) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        self.process(&events, bound);
+        self.events = events;
+        waited
+    }
+
+    /// Does everything the poller's `events` (from a wait of this engine's poller) made
+    /// possible, and what the clock did: deadlines, the end of a back-off.
+    pub(super) fn process(&mut self, events: &Events, bound: &Bound) {
         self.fired.clear();
-        self.fired.extend(self.events.iter().map(|e| e.key));
+        self.fired.extend(events.iter().map(|e| e.key));
         let mut listening = false;
         for i in 0..self.fired.len() {
             match self.fired[i] {
@@ -229,7 +247,6 @@ impl Engine {
         }
         self.expire(now);
         self.timer.set(&self.poller, self.next_wake());
-        Ok(())
     }
 
     /// Takes the clients waiting in the backlog, within the turn's and the queue's bounds,

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use self::engine::{Engine, OnRejected, Rules};
+use self::engine::{Engine, OnRejected, Rules, Step};
 use crate::address::Address;
 use crate::auth::DEFAULT_HANDSHAKE_TIMEOUT;
 use crate::channel::Connection;
@@ -23,7 +23,13 @@ use crate::wait::{Probe, WaitSource, Waitable};
 use crate::AuthKey;
 #[cfg(feature = "postcard")]
 use crate::Postcard;
-use polling::Poller;
+use polling::{Events, Poller};
+
+/// Events one wait of a blocking `accept` takes from the poller at most.
+const EVENTS: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(64) {
+    Some(n) => n,
+    None => std::num::NonZeroUsize::MIN,
+};
 
 /// Options for a [`Listener`]; made by [`Listener::builder`].
 #[derive(Clone)]
@@ -382,7 +388,7 @@ impl Listener {
     /// # Blocking
     ///
     /// Until a client is ready, however long that takes. Several threads may call it at
-    /// once; they take turns.
+    /// once: each client goes to one of them.
     ///
     /// # Errors
     ///
@@ -394,11 +400,32 @@ impl Listener {
     /// - [`Error::Io`] when `accept(2)` or the poller fails otherwise (the listener pauses
     ///   in the same way).
     pub fn accept_with<S, R, C: Clone>(&self, codec: C) -> Result<Connection<S, R, C>> {
-        let next = self.engine().next(&self.bound, None)?;
+        let next = self.next(None)?;
         let Some((stream, peer)) = next else {
             unreachable!("a wait without deadline ends with a client or an error");
         };
         Ok(self.connection(stream, peer, codec))
+    }
+
+    /// The next authenticated stream, waiting until `deadline`: on the poller, without
+    /// holding the engine, so that other threads (`try_accept`, a wait set's probe,
+    /// `pending_handshakes`) are never held up by a waiting `accept`.
+    fn next(&self, deadline: Option<Instant>) -> Result<Option<(Stream, Option<Address>)>> {
+        let mut events = Events::with_capacity(EVENTS);
+        loop {
+            let timeout = match self.engine().step(&self.bound, deadline)? {
+                Step::Ready(stream, peer) => return Ok(Some((stream, peer))),
+                Step::TimedOut => return Ok(None),
+                Step::Wait(timeout) => timeout,
+            };
+            events.clear();
+            match self.poller.wait(&mut events, timeout) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.engine().process(&events, &self.bound);
+        }
     }
 
     /// [`accept`](Listener::accept), waiting at most `timeout` for a client.
@@ -435,7 +462,7 @@ impl Listener {
         codec: C,
     ) -> Result<Connection<S, R, C>> {
         let deadline = Instant::now().checked_add(timeout);
-        let next = self.engine().next(&self.bound, deadline)?;
+        let next = self.next(deadline)?;
         let (stream, peer) = next.ok_or(Error::Timeout)?;
         Ok(self.connection(stream, peer, codec))
     }
@@ -454,8 +481,7 @@ impl Listener {
     /// returns the next client ready (authenticated, with a key), or `None`.
     ///
     /// This is the call for a listener in a [`WaitSet`](crate::WaitSet): when the set
-    /// reports the listener, call it until it returns `None`. `None` is also what it
-    /// returns while another thread is inside [`accept`](Listener::accept).
+    /// reports the listener, call it until it returns `None`.
     ///
     /// # Errors
     ///
@@ -484,11 +510,7 @@ impl Listener {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn try_accept_with<S, R, C: Clone>(&self, codec: C) -> Result<Option<Connection<S, R, C>>> {
-        let Ok(mut engine) = self.engine.try_lock() else {
-            return Ok(None); // another thread is accepting
-        };
-        let next = engine.try_next(&self.bound)?;
-        drop(engine);
+        let next = self.engine().try_next(&self.bound)?;
         Ok(next.map(|(stream, peer)| self.connection(stream, peer, codec)))
     }
 

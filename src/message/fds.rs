@@ -141,7 +141,12 @@ impl Inbox {
         buf: &mut [u8],
         flags: RecvFlags,
     ) -> rustix::io::Result<usize> {
-        let mut control = RecvAncillaryBuffer::new(&mut self.control);
+        // Room for no more descriptors than the cap allows: the kernel closes what does
+        // not fit (and says `MSG_CTRUNC`), so they never enter this process's table.
+        let room = (MAX_PENDING_FDS - self.held).min(MAX_FDS_PER_MESSAGE);
+        let room = if self.flooded { 0 } else { room };
+        let space = rustix::cmsg_space!(ScmRights(room)).min(self.control.len());
+        let mut control = RecvAncillaryBuffer::new(&mut self.control[..space]);
         let flags = flags | RecvFlags::CMSG_CLOEXEC;
         let msg = rustix::net::recvmsg(fd, &mut [IoSliceMut::new(buf)], &mut control, flags)?;
         let truncated = msg.flags.contains(ReturnFlags::CTRUNC);
@@ -152,11 +157,13 @@ impl Inbox {
             }
         }
         if self.flooded {
-            return Ok(msg.bytes); // `fds` are closed here
+            return Ok(msg.bytes); // nothing was taken in
         }
-        if self.held + fds.len() > MAX_PENDING_FDS {
+        if truncated && room < MAX_FDS_PER_MESSAGE {
+            // More than two messages' worth for unfinished messages: no peer that frames
+            // as procwire and CPython do sends that. Stop receiving, and close them all.
             self.flooded = true;
-            self.arrived.clear(); // closes every descriptor held
+            self.arrived.clear();
             self.held = 0;
             return Ok(msg.bytes);
         }
@@ -173,8 +180,6 @@ impl Inbox {
         Ok(msg.bytes)
     }
 
-    /// Closes the descriptors of messages before stream offset `start`: left behind by a
-    /// receive that failed part-way.
     /// Fails once the peer has sent more descriptors than [`MAX_PENDING_FDS`] for
     /// messages not yet read; for good, as the stream can no longer be trusted.
     pub(crate) fn check(&self) -> Result<()> {
@@ -188,6 +193,8 @@ impl Inbox {
         )))
     }
 
+    /// Closes the descriptors of messages before stream offset `start`: left behind by a
+    /// receive that failed part-way.
     pub(crate) fn discard_before(&mut self, start: u64) {
         while self.arrived.front().is_some_and(|a| a.last < start) {
             if let Some(a) = self.arrived.pop_front() {

@@ -149,7 +149,7 @@ pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// What a listener turned away, as `on_rejected` saw it: `{:?}` of each error, in order.
-pub(crate) struct Rejections(mpsc::Receiver<String>);
+pub(crate) struct Rejections(mpsc::Receiver<String>, std::cell::RefCell<Vec<String>>);
 
 impl Rejections {
     /// A builder that reports every rejected client to the returned [`Rejections`].
@@ -161,17 +161,32 @@ impl Rejections {
         let builder = builder.on_rejected(move |_, e| {
             let _ = tx.lock().unwrap().send(format!("{e:?}"));
         });
-        (builder, Rejections(rx))
+        (builder, Rejections(rx, Default::default()))
     }
 
-    /// The next rejection, waiting at most `limit`.
+    /// The next rejection not yet returned by `next`, waiting at most `limit`.
     pub(crate) fn next(&self, limit: Duration) -> Option<String> {
-        self.0.recv_timeout(limit).ok()
+        let mut seen = self.1.borrow_mut();
+        let taken = seen.len();
+        seen.extend(self.0.try_iter());
+        if let Some(e) = seen.get(taken) {
+            return Some(e.clone());
+        }
+        let e = self.0.recv_timeout(limit).ok()?;
+        seen.push(e.clone());
+        Some(e)
     }
 
     /// Every rejection reported so far.
-    pub(crate) fn drain(&self) -> Vec<String> {
-        self.0.try_iter().collect()
+    pub(crate) fn seen(&self) -> Vec<String> {
+        let mut seen = self.1.borrow_mut();
+        seen.extend(self.0.try_iter());
+        seen.clone()
+    }
+
+    /// How many rejections were reported so far.
+    pub(crate) fn drain_count(&self) -> usize {
+        self.seen().len()
     }
 }
 
