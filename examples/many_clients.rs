@@ -139,9 +139,24 @@ fn serve(set: &mut WaitSet<Key, Peer>) -> procwire::Result<Stats> {
         for &key in &ready {
             let gone = match set.get(&key) {
                 Some(Peer::Listener(l)) => {
-                    set.insert(Key::Client(next), Peer::Client(l.accept()?))?;
-                    next += 1;
-                    stats.accepted += 1;
+                    // Everyone whose connection (and handshake, with a key) is done; a
+                    // listener error (descriptors exhausted) pauses it, not the server.
+                    let mut accepted = Vec::new();
+                    loop {
+                        match l.try_accept() {
+                            Ok(Some(conn)) => accepted.push(conn),
+                            Ok(None) => break,
+                            Err(e) => {
+                                eprintln!("accept: {e}");
+                                break;
+                            }
+                        }
+                    }
+                    for conn in accepted {
+                        set.insert(Key::Client(next), Peer::Client(conn))?;
+                        next += 1;
+                        stats.accepted += 1;
+                    }
                     false
                 }
                 Some(Peer::Client(c)) => serve_client(c, &mut stats)?,
