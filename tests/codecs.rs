@@ -12,6 +12,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use procwire::codec::{Decode, Encode};
 use procwire::{Codec, Connection, Error};
 
 /// A value with one of everything a codec must carry.
@@ -189,7 +190,7 @@ macro_rules! contract {
                     bytes in prop::collection::vec(any::<u8>(), 0..256)
                 ) {
                     let mut codec = $codec;
-                    let _ = Codec::<Record>::decode(&mut codec, &bytes);
+                    let _ = Decode::<Record>::decode(&mut codec, &bytes);
                 }
 
                 #[test]

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
+use procwire::codec::Decode;
 use procwire::{Codec, Postcard};
 use procwire::codec::{Json, Pickle, Rkyv};
 use serde::{Deserialize, Serialize};
@@ -162,7 +163,7 @@ pub fn codec_rkyv(data: &[u8]) {
     let aligned = round_trip::<Archived, _>(&mut Rkyv::new(), data);
     let mut shifted = vec![0u8; data.len() + 1];
     shifted[1..].copy_from_slice(data);
-    let odd = Codec::<Archived>::decode(&mut Rkyv::new(), &shifted[1..]).ok();
+    let odd = Decode::<Archived>::decode(&mut Rkyv::new(), &shifted[1..]).ok();
     assert_eq!(
         aligned.is_some(),
         odd.is_some(),

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use procwire::{Codec, Postcard};
+use procwire::codec::Encode;
+use procwire::Postcard;
 use procwire::codec::{Json, Pickle, Rkyv};
 use procwire::frame::Header;
 
@@ -39,7 +40,7 @@ fn long_frame(payload: &[u8]) -> Vec<u8> {
 
 fn postcard<T>(value: &T) -> Vec<u8>
 where
-    Postcard: Codec<T>,
+    Postcard: Encode<T>,
 {
     let mut out = Vec::new();
     Postcard.encode(value, &mut out).expect("postcard encodes");

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_pickle::{DeOptions, Error, ErrorCode, SerOptions};
 
-use super::api::Codec;
+use super::api::{Decode, Encode};
 
 /// The nesting depth [`Pickle`] accepts by default, as serde_json's.
 pub const DEFAULT_PICKLE_DEPTH: u32 = 128;
@@ -149,7 +149,7 @@ impl Pickle {
     /// # Examples
     ///
     /// ```
-    /// use procwire::Codec;
+    /// use procwire::codec::Decode;
     /// use procwire::codec::Pickle;
     ///
     /// // What Python's pickle.dumps(['x' * 100_000] * 100, protocol=2) writes:
@@ -159,9 +159,9 @@ impl Pickle {
     /// p.extend_from_slice(b"q\x01");
     /// p.extend(b"h\x01".repeat(99));
     /// p.extend_from_slice(b"e.");
-    /// assert!(Codec::<Vec<String>>::decode(&mut Pickle::new(), &p).is_err());
+    /// assert!(Decode::<Vec<String>>::decode(&mut Pickle::new(), &p).is_err());
     /// let mut lenient = Pickle::new().max_expansion(200);
-    /// assert_eq!(Codec::<Vec<String>>::decode(&mut lenient, &p)?.len(), 100);
+    /// assert_eq!(Decode::<Vec<String>>::decode(&mut lenient, &p)?.len(), 100);
     /// # Ok::<(), serde_pickle::Error>(())
     /// ```
     pub fn max_expansion(self, factor: u64) -> Pickle {
@@ -178,15 +178,15 @@ impl Pickle {
     /// # Examples
     ///
     /// ```
-    /// use procwire::Codec;
+    /// use procwire::codec::Decode;
     /// use procwire::codec::Pickle;
     ///
     /// // Python: pickle.dumps([1, array('i', [2])], protocol=3)
     /// let p = b"\x80\x03]q\x00(K\x01carray\n_array_reconstructor\nq\x01(carray\narray\nq\x02X\x01\x00\x00\x00iq\x03K\x08C\x04\x02\x00\x00\x00q\x04tq\x05Rq\x06e.";
-    /// let err = Codec::<(i32, ())>::decode(&mut Pickle::new(), p).unwrap_err();
+    /// let err = Decode::<(i32, ())>::decode(&mut Pickle::new(), p).unwrap_err();
     /// assert!(err.to_string().contains("array._array_reconstructor"));
     /// let mut lenient = Pickle::new().replace_unknown_classes();
-    /// assert_eq!(Codec::<(i32, ())>::decode(&mut lenient, p)?, (1, ()));
+    /// assert_eq!(Decode::<(i32, ())>::decode(&mut lenient, p)?, (1, ()));
     /// # Ok::<(), serde_pickle::Error>(())
     /// ```
     pub fn replace_unknown_classes(self) -> Pickle {
@@ -206,12 +206,16 @@ impl Pickle {
     }
 }
 
-impl<T: Serialize + DeserializeOwned> Codec<T> for Pickle {
+impl<T: Serialize> Encode<T> for Pickle {
     type Error = Error;
 
     fn encode(&mut self, value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
         serde_pickle::to_writer(out, value, SerOptions::new())
     }
+}
+
+impl<T: DeserializeOwned> Decode<T> for Pickle {
+    type Error = Error;
 
     fn decode(&mut self, bytes: &[u8]) -> Result<T, Error> {
         let relative = (bytes.len() as u64)
