@@ -131,10 +131,11 @@ pub fn codec_json(data: &[u8]) {
     round_trip::<serde_json::Value, _>(&mut Json, data);
 }
 
-/// Pickle's decode (its opcode pre-scan, then serde-pickle) of arbitrary bytes into a
-/// dynamic `serde_value::Value` (any Python value serde-pickle maps: dict keys of every
-/// kind, sets, tuples) with the default limits, with small limits and with unknown classes
-/// replaced, and into a typed tuple.
+/// Pickle's typed decode (its opcode pre-scan, the reader, then serde) of arbitrary bytes
+/// into a dynamic `serde_value::Value` (any Python value serde sees: dict keys of every
+/// kind, sets and tuples as sequences) with the default limits, with small limits and
+/// with unknown classes replaced, and into a typed tuple. (`pickle_value` drives the
+/// reader and writer through `PyValue`.)
 pub fn codec_pickle(data: &[u8]) {
     let unlimited = || Pickle::new().max_size(u64::MAX).max_expansion(u64::MAX);
     let check = |codec: Pickle| {

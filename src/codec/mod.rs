@@ -124,7 +124,8 @@ mod rkyv;
 pub use self::json::Json;
 #[cfg(feature = "pickle")]
 pub use self::pickle::{
-    Pickle, DEFAULT_PICKLE_DEPTH, DEFAULT_PICKLE_EXPANSION, DEFAULT_PICKLE_SIZE,
+    Pickle, PickleError, PickleProtocol, PyInt, PyMismatch, PyValue, DEFAULT_PICKLE_DEPTH,
+    DEFAULT_PICKLE_EXPANSION, DEFAULT_PICKLE_SIZE,
 };
 #[cfg(feature = "rkyv")]
 pub use self::rkyv::{ArchiveGuard, Rkyv};
