@@ -221,8 +221,9 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
+    /// `LONG1` (a 1-byte length) or `LONG4` (a signed 4-byte one).
     fn long(&mut self, n: usize) -> Result<()> {
-        let bytes = self.data(n, true)?;
+        let bytes = self.data(n, n == 4)?;
         self.value(PyValue::Int(PyInt::from_le_bytes(bytes)));
         Ok(())
     }
@@ -590,6 +591,11 @@ fn apply(builtin: Builtin, args: Vec<PyValue>) -> Result<PyValue> {
             builtin.name()
         ))
     };
+    let encoding_name = match &second {
+        Some(PyValue::Str(s)) => Some(s.as_bytes().to_vec()),
+        Some(PyValue::Bytes(b)) => Some(b.clone()),
+        _ => None,
+    };
     match (builtin, first, second) {
         (Builtin::Set | Builtin::FrozenSet, None, None) => Ok(set_of(builtin, Vec::new())),
         (Builtin::Set | Builtin::FrozenSet, Some(items), None) => {
@@ -608,10 +614,11 @@ fn apply(builtin: Builtin, args: Vec<PyValue>) -> Result<PyValue> {
         (Builtin::Bytes, Some(PyValue::Bytes(b) | PyValue::ByteArray(b)), None) => {
             Ok(PyValue::Bytes(b))
         }
-        (b, Some(PyValue::Str(text)), Some(PyValue::Str(encoding)))
+        // The encoding's name is a Python 2 `str` (`Bytes`) when Python 2 wrote it.
+        (b, Some(PyValue::Str(text)), Some(PyValue::Str(_) | PyValue::Bytes(_)))
             if b != Builtin::Set && b != Builtin::FrozenSet =>
         {
-            let bytes = encode(&text, &encoding)?;
+            let bytes = encode(&text, encoding_name.as_deref().unwrap_or_default())?;
             Ok(if b == Builtin::ByteArray {
                 PyValue::ByteArray(bytes)
             } else {
@@ -631,8 +638,10 @@ fn set_of(builtin: Builtin, items: Vec<PyValue>) -> PyValue {
 }
 
 /// `str.encode(encoding)` for the encodings CPython's picklers use.
-fn encode(text: &str, encoding: &str) -> Result<Vec<u8>> {
-    let name = encoding.to_ascii_lowercase().replace(['-', '_'], "");
+fn encode(text: &str, encoding: &[u8]) -> Result<Vec<u8>> {
+    let name = String::from_utf8_lossy(encoding)
+        .to_ascii_lowercase()
+        .replace(['-', '_'], "");
     match name.as_str() {
         "latin1" | "iso88591" | "l1" => text
             .chars()
@@ -642,7 +651,7 @@ fn encode(text: &str, encoding: &str) -> Result<Vec<u8>> {
         "utf8" => Ok(text.as_bytes().to_vec()),
         "ascii" if text.is_ascii() => Ok(text.as_bytes().to_vec()),
         _ => err(format!(
-            "the pickle encodes text as {encoding:?}, an encoding CPython's pickler never uses"
+            "the pickle encodes text as {name:?}, an encoding CPython's pickler never uses"
         )),
     }
 }
