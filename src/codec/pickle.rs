@@ -4,6 +4,7 @@
 //! deserializes typed values from that; `ser.rs` serializes typed values (and
 //! `PyValue`s) straight into pickle opcodes through `write.rs`.
 
+mod builtins;
 mod de;
 mod error;
 mod read;

@@ -7,7 +7,7 @@ use std::fmt;
 /// `Display` says what was refused and why (`"pickle nests deeper than the 128-level
 /// limit"`, `"the pickle refers to array._array_reconstructor, a Python class or function
 /// with no Rust counterpart; …"`, `"invalid type: string \"x\", expected u32"`).
-/// [`class`](PickleError::class) names the Python class or function behind a refusal of
+/// [`python_class`](PickleError::python_class) names the Python class or function behind a refusal of
 /// that kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PickleError {
