@@ -81,6 +81,30 @@ fn err<T>(message: impl Into<String>) -> Result<T> {
     Err(PickleError::new(message))
 }
 
+/// The value of an item nested into another value or returned.
+fn nest(item: &Item, lenient: bool) -> Result<PyValue> {
+    match item {
+        Item::Value(v) => Ok(v.clone()),
+        Item::Opaque => Ok(PyValue::None),
+        Item::Builtin(_) if lenient => Ok(PyValue::None),
+        Item::Builtin(b) => err(format!(
+            "the pickle holds the callable {} itself, not a value",
+            b.name()
+        )),
+    }
+}
+
+/// The value a slot holds: moved out of the stack, or copied from a shared item.
+#[inline]
+fn value_of(slot: Slot, shared: &[Item], lenient: bool) -> Result<PyValue> {
+    match slot {
+        Slot::Item(Item::Value(v)) => Ok(v),
+        Slot::Item(item) => nest(&item, lenient),
+        Slot::Shared(i) => nest(&shared[i], lenient),
+        Slot::Mark => err("the pickle uses a mark as a value"),
+    }
+}
+
 impl<'a> Machine<'a> {
     /// Runs one opcode; the result after `STOP`.
     fn step(&mut self) -> Result<Option<PyValue>> {
@@ -96,9 +120,18 @@ impl<'a> Machine<'a> {
             b'N' => self.value(PyValue::None),
             0x88 => self.value(PyValue::Bool(true)),
             0x89 => self.value(PyValue::Bool(false)),
-            b'K' => self.int_le(1, false)?,
-            b'M' => self.int_le(2, false)?,
-            b'J' => self.int_le(4, true)?,
+            b'K' => {
+                let [n] = self.array()?;
+                self.value(PyValue::from(n));
+            }
+            b'M' => {
+                let n = u16::from_le_bytes(self.array()?);
+                self.value(PyValue::from(n));
+            }
+            b'J' => {
+                let n = i32::from_le_bytes(self.array()?);
+                self.value(PyValue::from(n));
+            }
             0x8a => self.long(1)?,
             0x8b => self.long(4)?,
             b'G' => {
@@ -199,19 +232,6 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn int_le(&mut self, n: usize, signed: bool) -> Result<()> {
-        let bytes = self.take(n)?;
-        let v = if signed {
-            PyInt::from_le_bytes(bytes)
-        } else {
-            let mut full = [0; 8];
-            full[..n].copy_from_slice(bytes);
-            PyInt::from(u64::from_le_bytes(full))
-        };
-        self.value(PyValue::Int(v));
-        Ok(())
-    }
-
     /// `LONG1` (a 1-byte length) or `LONG4` (a signed 4-byte one).
     fn long(&mut self, n: usize) -> Result<()> {
         let bytes = self.data(n, n == 4)?;
@@ -284,26 +304,8 @@ impl<'a> Machine<'a> {
             .ok_or_else(|| PickleError::new("the pickle's stack underflows"))
     }
 
-    /// The value of an item nested into another value or returned.
-    fn nest(&self, item: &Item) -> Result<PyValue> {
-        match item {
-            Item::Value(v) => Ok(v.clone()),
-            Item::Opaque => Ok(PyValue::None),
-            Item::Builtin(_) if self.lenient => Ok(PyValue::None),
-            Item::Builtin(b) => err(format!(
-                "the pickle holds the callable {} itself, not a value",
-                b.name()
-            )),
-        }
-    }
-
     fn value_of(&mut self, slot: Slot) -> Result<PyValue> {
-        match slot {
-            Slot::Mark => err("the pickle uses a mark as a value"),
-            Slot::Item(Item::Value(v)) => Ok(v),
-            Slot::Item(item) => self.nest(&item),
-            Slot::Shared(i) => self.nest(&self.shared[i]),
-        }
+        value_of(slot, &self.shared, self.lenient)
     }
 
     fn pop_value(&mut self) -> Result<PyValue> {
@@ -316,23 +318,29 @@ impl<'a> Machine<'a> {
         let Some(mark) = self.stack.iter().rposition(|s| matches!(s, Slot::Mark)) else {
             return err("the pickle has no mark to pop to");
         };
-        let slots: Vec<Slot> = self.stack.drain(mark + 1..).collect();
+        let items = self.pop_from(mark + 1)?;
         self.stack.pop();
-        let mut out = Vec::with_capacity(slots.len());
-        for slot in slots {
-            out.push(self.value_of(slot)?);
-        }
-        Ok(out)
+        Ok(items)
     }
 
     fn pop_n(&mut self, n: usize) -> Result<Vec<PyValue>> {
-        let Some(start) = self.stack.len().checked_sub(n) else {
-            return err("the pickle's stack underflows");
-        };
-        let slots: Vec<Slot> = self.stack.drain(start..).collect();
-        let mut out = Vec::with_capacity(n);
-        for slot in slots {
-            out.push(self.value_of(slot)?);
+        match self.stack.len().checked_sub(n) {
+            Some(start) => self.pop_from(start),
+            None => err("the pickle's stack underflows"),
+        }
+    }
+
+    /// Pops the slots from `start` on, as values.
+    fn pop_from(&mut self, start: usize) -> Result<Vec<PyValue>> {
+        let Machine {
+            stack,
+            shared,
+            lenient,
+            ..
+        } = self;
+        let mut out = Vec::with_capacity(stack.len() - start);
+        for slot in stack.drain(start..) {
+            out.push(value_of(slot, shared, *lenient)?);
         }
         Ok(out)
     }
