@@ -82,7 +82,7 @@ fn timed<S, C>(
     send: impl Fn(&Connection<S, u8, C>),
 ) -> Duration
 where
-    C: procwire::Codec<S> + procwire::Codec<u8>,
+    C: procwire::codec::Encode<S> + procwire::codec::Decode<u8>,
 {
     let start = Instant::now();
     for _ in 0..iters {

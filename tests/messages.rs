@@ -521,7 +521,8 @@ fn a_message_trickled_one_byte_at_a_time_is_assembled_whole() {
     bounded(|| {
         let value = "trickled through a socket, one byte at a time".to_string();
         let mut payload = Vec::new();
-        procwire::Codec::<String>::encode(&mut procwire::Postcard, &value, &mut payload).unwrap();
+        procwire::codec::Encode::<String>::encode(&mut procwire::Postcard, &value, &mut payload)
+            .unwrap();
         let (a, b) = procwire::duplex::<String, ()>().unwrap();
         let writer = trickle(raw(&a), frame(&payload));
         // Short timeouts expire many times; the bytes that did arrive stay buffered.

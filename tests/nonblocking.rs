@@ -7,8 +7,9 @@ use std::io::Write;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use procwire::codec::Encode;
 use procwire::frame::Header;
-use procwire::{Codec, Connection, Error, Postcard, WaitSet};
+use procwire::{Connection, Error, Postcard, WaitSet};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use util::{bounded, raw, SOON};

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use procwire::codec::Encode;
 use procwire::frame::Header;
 use procwire::{
-    Child, Client, Codec, Connection, Error, Listener, Postcard, WaitSet, WaitSource, Waitable,
+    Child, Client, Connection, Error, Listener, Postcard, WaitSet, WaitSource, Waitable,
 };
 use serde::Serialize;
 use util::{bounded, raw, SOON};

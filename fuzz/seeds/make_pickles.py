@@ -1,10 +1,12 @@
 """Writes the pickle seeds CPython itself makes: one value of every common kind, pickled
-with every protocol from 0 to the highest. Run: python3 fuzz/seeds/make_pickles.py"""
+with every protocol from 0 to the highest, for both pickle targets (codec_pickle and
+pickle_value). Run: python3 fuzz/seeds/make_pickles.py"""
 import collections
 import os
 import pickle
 
-HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec_pickle")
+SEEDS = os.path.dirname(os.path.abspath(__file__))
+TARGETS = ["codec_pickle", "pickle_value"]
 VALUES = {
     "scalars": (None, True, False, 0, -1, 2**40, 2**70, 1.5, float("inf"), "é", b"\x00\xff"),
     "containers": [[1, 2], {"a": (3, 4)}, {5, 6}, frozenset({7}), bytearray(b"xy"), ()],
@@ -14,8 +16,10 @@ VALUES = {
     "ordered": collections.OrderedDict([("k", 1)]),
 }
 
-os.makedirs(HERE, exist_ok=True)
-for name, value in VALUES.items():
-    for proto in range(pickle.HIGHEST_PROTOCOL + 1):
-        with open(os.path.join(HERE, f"cpython-{name}-p{proto}"), "wb") as f:
-            f.write(pickle.dumps(value, protocol=proto))
+for target in TARGETS:
+    here = os.path.join(SEEDS, target)
+    os.makedirs(here, exist_ok=True)
+    for name, value in VALUES.items():
+        for proto in range(pickle.HIGHEST_PROTOCOL + 1):
+            with open(os.path.join(here, f"cpython-{name}-p{proto}"), "wb") as f:
+                f.write(pickle.dumps(value, protocol=proto))

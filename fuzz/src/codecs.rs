@@ -8,8 +8,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
+use procwire::codec::{Decode, Encode};
+use procwire::codec::{Json, Pickle, PickleProtocol, PyValue, Rkyv};
 use procwire::{Codec, Postcard};
-use procwire::codec::{Json, Pickle, Rkyv};
 use serde::{Deserialize, Serialize};
 
 /// A value with one of each serde shape postcard encodes, nested.
@@ -130,10 +131,11 @@ pub fn codec_json(data: &[u8]) {
     round_trip::<serde_json::Value, _>(&mut Json, data);
 }
 
-/// Pickle's decode (its opcode pre-scan, then serde-pickle) of arbitrary bytes into a
-/// dynamic `serde_value::Value` (any Python value serde-pickle maps: dict keys of every
-/// kind, sets, tuples) with the default limits, with small limits and with unknown classes
-/// replaced, and into a typed tuple.
+/// Pickle's typed decode (its opcode pre-scan, the reader, then serde) of arbitrary bytes
+/// into a dynamic `serde_value::Value` (any Python value serde sees: dict keys of every
+/// kind, sets and tuples as sequences) with the default limits, with small limits and
+/// with unknown classes replaced, and into a typed tuple. (`pickle_value` drives the
+/// reader and writer through `PyValue`.)
 pub fn codec_pickle(data: &[u8]) {
     let unlimited = || Pickle::new().max_size(u64::MAX).max_expansion(u64::MAX);
     let check = |codec: Pickle| {
@@ -155,6 +157,61 @@ pub fn codec_pickle(data: &[u8]) {
     );
 }
 
+/// The protocols the pickle writer writes.
+pub const PICKLE_PROTOCOLS: [PickleProtocol; 4] = [
+    PickleProtocol::V2,
+    PickleProtocol::V3,
+    PickleProtocol::V4,
+    PickleProtocol::V5,
+];
+
+fn pickle(protocol: PickleProtocol, value: &PyValue) -> Vec<u8> {
+    let mut out = Vec::new();
+    Pickle::new()
+        .protocol(protocol)
+        .encode(value, &mut out)
+        .unwrap_or_else(|e| panic!("a decoded {value:?} does not encode with {protocol:?}: {e}"));
+    out
+}
+
+/// The pickle reader into a [`PyValue`], refusing unknown classes and replacing them:
+/// a value that decodes strictly decodes the same leniently; every decoded value has a
+/// `Debug` (Python's repr), and re-encodes with every protocol written (2 to 5) to bytes
+/// that decode to a value with the same encoding (compared through encodings, because a
+/// float may be NaN).
+pub fn pickle_value(data: &[u8]) {
+    let strict = Decode::<PyValue>::decode(&mut Pickle::new(), data).ok();
+    let lenient =
+        Decode::<PyValue>::decode(&mut Pickle::new().replace_unknown_classes(), data).ok();
+    if let Some(v) = &strict {
+        let lenient = lenient
+            .as_ref()
+            .expect("a strict decode that succeeds succeeds leniently");
+        assert_eq!(
+            pickle(PickleProtocol::V5, v),
+            pickle(PickleProtocol::V5, lenient)
+        );
+    }
+    let mut unlimited = Pickle::new()
+        .max_size(u64::MAX)
+        .max_expansion(u64::MAX)
+        .max_depth(u32::MAX);
+    for value in [strict, lenient].into_iter().flatten() {
+        let _ = format!("{value:?}");
+        for protocol in PICKLE_PROTOCOLS {
+            let first = pickle(protocol, &value);
+            let again: PyValue = Decode::decode(&mut unlimited, &first).unwrap_or_else(|e| {
+                panic!("{protocol:?} re-encoding of {value:?} does not decode: {e}")
+            });
+            assert_eq!(
+                first,
+                pickle(protocol, &again),
+                "{value:?} changed in a {protocol:?} round trip"
+            );
+        }
+    }
+}
+
 /// rkyv's validating decode of arbitrary bytes into [`Archived`], both aligned and at an
 /// odd address (which the codec must copy to an aligned buffer), and the same bytes
 /// received as one message and read in place with `recv_archived`.
@@ -162,7 +219,7 @@ pub fn codec_rkyv(data: &[u8]) {
     let aligned = round_trip::<Archived, _>(&mut Rkyv::new(), data);
     let mut shifted = vec![0u8; data.len() + 1];
     shifted[1..].copy_from_slice(data);
-    let odd = Codec::<Archived>::decode(&mut Rkyv::new(), &shifted[1..]).ok();
+    let odd = Decode::<Archived>::decode(&mut Rkyv::new(), &shifted[1..]).ok();
     assert_eq!(
         aligned.is_some(),
         odd.is_some(),

@@ -19,7 +19,8 @@
 //!   messages it never accepts a reply it could not check, and it stays finished after an
 //!   error; two machines against each other authenticate exactly when their keys agree;
 //! - the codec targets assert that whatever decodes re-encodes to bytes that decode to
-//!   the same value.
+//!   the same value; [`pickle_value`] does so for the pickle reader and writer through
+//!   `PyValue`, with every protocol written.
 //!
 //! A harness panics (which libFuzzer reports as a crash) when a check fails.
 
@@ -32,7 +33,7 @@ pub mod seeds;
 mod stream;
 
 pub use crate::auth::{auth_client, auth_listener};
-pub use crate::codecs::{codec_json, codec_pickle, codec_postcard, codec_rkyv};
+pub use crate::codecs::{codec_json, codec_pickle, codec_postcard, codec_rkyv, pickle_value};
 pub use crate::decoder::frame_decoder;
 pub use crate::handshake::handshake;
 pub use crate::stream::{frame_reader, recv_bytes_into};
@@ -52,6 +53,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("codec_rkyv", codec_rkyv),
     ("codec_pickle", codec_pickle),
     ("codec_json", codec_json),
+    ("pickle_value", pickle_value),
 ];
 
 /// Reads knobs (small parameters) off the front of a fuzz input; past its end every knob

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use procwire::{Codec, Postcard};
-use procwire::codec::{Json, Pickle, Rkyv};
+use procwire::codec::Encode;
+use procwire::codec::{Json, Pickle, PyValue, Rkyv};
 use procwire::frame::Header;
+use procwire::Postcard;
 
-use crate::codecs::{Archived, JsonSample, Kind, Sample};
+use crate::codecs::{Archived, JsonSample, Kind, Sample, PICKLE_PROTOCOLS};
 
 /// One seed: its target, its file name, its bytes.
 pub type Seed = (&'static str, String, Vec<u8>);
@@ -39,7 +40,7 @@ fn long_frame(payload: &[u8]) -> Vec<u8> {
 
 fn postcard<T>(value: &T) -> Vec<u8>
 where
-    Postcard: Codec<T>,
+    Postcard: Encode<T>,
 {
     let mut out = Vec::new();
     Postcard.encode(value, &mut out).expect("postcard encodes");
@@ -311,6 +312,31 @@ fn codecs(out: &mut Vec<Seed>) {
         .encode(&tuple, &mut pickle)
         .expect("pickle encodes");
     out.push(("codec_pickle", "rust-tuple".into(), pickle));
+
+    let value = PyValue::Dict(vec![
+        (
+            (1, "k").into(),
+            PyValue::Set(vec![PyValue::FrozenSet(vec![2.into()])]),
+        ),
+        ("big".into(), PyValue::from(-(1i128 << 100))),
+        ("blob".into(), PyValue::ByteArray(b"\x00\xff".to_vec())),
+        (
+            "list".into(),
+            PyValue::List(vec![PyValue::None, 1.5.into(), PyValue::Bytes(vec![])]),
+        ),
+    ]);
+    for protocol in PICKLE_PROTOCOLS {
+        let mut pickle = Vec::new();
+        Pickle::new()
+            .protocol(protocol)
+            .encode(&value, &mut pickle)
+            .expect("pickle encodes");
+        out.push((
+            "pickle_value",
+            format!("rust-p{}", protocol.number()),
+            pickle,
+        ));
+    }
 
     let record = Archived {
         id: 3,

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use bytemuck::Pod;
-use procwire::{Codec, Error, Postcard};
+use procwire::codec::Decode;
+use procwire::{Error, Postcard};
 
 use crate::peer::{parse, End, Peer};
 use crate::{Knobs, Rng};
@@ -157,7 +158,7 @@ fn compare(seen: &[Seen], messages: &[&[u8]], end: &End) {
         match s {
             Seen::Bytes(b) => assert_eq!(b, m, "message bytes"),
             Seen::Typed(v) => {
-                let want = Codec::<Vec<u8>>::decode(&mut Postcard, m).ok();
+                let want = Decode::<Vec<u8>>::decode(&mut Postcard, m).ok();
                 assert_eq!(v, &want, "typed value of {m:?}");
             }
             Seen::End(e) => panic!("error {e:?} before the end"),

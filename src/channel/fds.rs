@@ -13,7 +13,7 @@ use rustix::io::Errno;
 use rustix::net::SocketType;
 
 use super::{Connection, Receiver, Sender};
-use crate::codec::api::Codec;
+use crate::codec::api::{Decode, Encode};
 use crate::error::{Error, Result};
 use crate::message::{Reader, Wait};
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -68,7 +68,7 @@ impl<T, C> Sender<T, C> {
     /// ```
     pub fn send_fds(&self, value: &T, fds: &[BorrowedFd<'_>]) -> Result<()>
     where
-        C: Codec<T>,
+        C: Encode<T>,
     {
         self.encoded(value, |writer, payload| {
             writer.send_frame_with_fds(payload, fds)
@@ -194,7 +194,7 @@ impl<T, C> Receiver<T, C> {
     /// ```
     pub fn recv_fds(&self) -> Result<(T, Vec<OwnedFd>)>
     where
-        C: Codec<T>,
+        C: Decode<T>,
     {
         self.recv_fds_waiting(Wait::Block)
     }
@@ -202,7 +202,7 @@ impl<T, C> Receiver<T, C> {
     /// Receives the next value with its descriptors after waiting as `wait` says.
     fn recv_fds_waiting(&self, wait: Wait) -> Result<(T, Vec<OwnedFd>)>
     where
-        C: Codec<T>,
+        C: Decode<T>,
     {
         self.io.receive(wait, |reader: &mut Reader, codec| {
             let (decoded, fds) = reader.claiming_fds(|r| r.recv_with(|b| codec.decode(b)))?;
@@ -229,7 +229,7 @@ impl<T, C> Receiver<T, C> {
     /// ```
     pub fn try_recv_fds(&self) -> Result<(T, Vec<OwnedFd>)>
     where
-        C: Codec<T>,
+        C: Decode<T>,
     {
         self.recv_fds_waiting(Wait::Now)
     }
@@ -256,7 +256,7 @@ impl<T, C> Receiver<T, C> {
     /// ```
     pub fn recv_fds_timeout(&self, timeout: Duration) -> Result<(T, Vec<OwnedFd>)>
     where
-        C: Codec<T>,
+        C: Decode<T>,
     {
         self.recv_fds_waiting(Wait::Within(timeout))
     }

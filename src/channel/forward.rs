@@ -17,7 +17,7 @@ use super::{Connection, Iter};
 #[cfg(doc)]
 use super::{Receiver, Sender};
 use crate::auth::PeerCredentials;
-use crate::codec::api::Codec;
+use crate::codec::api::{Decode, Encode};
 use crate::error::Result;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::shm::SharedArray;
@@ -51,30 +51,30 @@ macro_rules! forward {
 }
 
 forward! {
-    tx(Sender).send [] (value: &S) -> Result<()> where [C: Codec<S>];
-    tx(Sender).send_timeout [] (value: &S, timeout: Duration) -> Result<()> where [C: Codec<S>];
+    tx(Sender).send [] (value: &S) -> Result<()> where [C: Encode<S>];
+    tx(Sender).send_timeout [] (value: &S, timeout: Duration) -> Result<()> where [C: Encode<S>];
     tx(Sender).send_bytes [P: Pod] (data: &[P]) -> Result<()>;
     tx(Sender).send_bytes_timeout [P: Pod] (data: &[P], timeout: Duration) -> Result<()>;
     tx(Sender).flush_timeout [] (timeout: Duration) -> Result<()>;
-    tx(Sender).send_fds [] (value: &S, fds: &[BorrowedFd<'_>]) -> Result<()> where [C: Codec<S>];
+    tx(Sender).send_fds [] (value: &S, fds: &[BorrowedFd<'_>]) -> Result<()> where [C: Encode<S>];
     tx(Sender).send_bytes_fds [P: Pod] (data: &[P], fds: &[BorrowedFd<'_>]) -> Result<()>;
     tx(Sender).send_connection [S2, R2, C2] (conn: &Connection<S2, R2, C2>) -> Result<()>;
     tx(Sender).send_file [] (file: &File) -> Result<u64>;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     tx(Sender).send_array [A: Pod] (array: &SharedArray<A>) -> Result<()>;
 
-    rx(Receiver).recv [] () -> Result<R> where [C: Codec<R>];
-    rx(Receiver).try_recv [] () -> Result<R> where [C: Codec<R>];
-    rx(Receiver).recv_timeout [] (timeout: Duration) -> Result<R> where [C: Codec<R>];
+    rx(Receiver).recv [] () -> Result<R> where [C: Decode<R>];
+    rx(Receiver).try_recv [] () -> Result<R> where [C: Decode<R>];
+    rx(Receiver).recv_timeout [] (timeout: Duration) -> Result<R> where [C: Decode<R>];
     rx(Receiver).recv_bytes [] () -> Result<Vec<u8>>;
     rx(Receiver).try_recv_bytes [] () -> Result<Vec<u8>>;
     rx(Receiver).recv_bytes_timeout [] (timeout: Duration) -> Result<Vec<u8>>;
     rx(Receiver).recv_bytes_into [P: Pod] (out: &mut [P]) -> Result<usize>;
     rx(Receiver).try_recv_bytes_into [P: Pod] (out: &mut [P]) -> Result<usize>;
     rx(Receiver).recv_bytes_into_timeout [P: Pod] (out: &mut [P], timeout: Duration) -> Result<usize>;
-    rx(Receiver).recv_fds [] () -> Result<(R, Vec<OwnedFd>)> where [C: Codec<R>];
-    rx(Receiver).try_recv_fds [] () -> Result<(R, Vec<OwnedFd>)> where [C: Codec<R>];
-    rx(Receiver).recv_fds_timeout [] (timeout: Duration) -> Result<(R, Vec<OwnedFd>)> where [C: Codec<R>];
+    rx(Receiver).recv_fds [] () -> Result<(R, Vec<OwnedFd>)> where [C: Decode<R>];
+    rx(Receiver).try_recv_fds [] () -> Result<(R, Vec<OwnedFd>)> where [C: Decode<R>];
+    rx(Receiver).recv_fds_timeout [] (timeout: Duration) -> Result<(R, Vec<OwnedFd>)> where [C: Decode<R>];
     rx(Receiver).recv_bytes_fds [] () -> Result<(Vec<u8>, Vec<OwnedFd>)>;
     rx(Receiver).try_recv_bytes_fds [] () -> Result<(Vec<u8>, Vec<OwnedFd>)>;
     rx(Receiver).recv_bytes_fds_timeout [] (timeout: Duration) -> Result<(Vec<u8>, Vec<OwnedFd>)>;
@@ -98,7 +98,7 @@ impl<S, R, C> Connection<S, R, C> {
     /// A blocking iterator over received values; see [`Receiver::iter`].
     pub fn iter(&self) -> Iter<'_, R, C>
     where
-        C: Codec<R>,
+        C: Decode<R>,
     {
         self.rx.iter()
     }

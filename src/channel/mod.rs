@@ -1,4 +1,4 @@
-//! The typed layer: [`Sender`], [`Receiver`] and duplex [`Connection`] over a [`Codec`].
+//! The typed layer: [`Sender`], [`Receiver`] and duplex [`Connection`] over a [`Codec`](crate::Codec).
 //!
 //! Each half is a message-layer half ([`MessageSender`], [`MessageReceiver`]) with its
 //! codec kept under the same lock; every operation on messages is the message layer's,
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytemuck::Pod;
 
 use crate::auth::PeerCredentials;
-use crate::codec::api::Codec;
+use crate::codec::api::{Decode, Encode};
 use crate::error::{Error, Result};
 use crate::message::{close_fd, Duplex, MessageReceiver, MessageSender, Reader, Wait, Writer};
 use crate::transport::{Kind, Stream};
@@ -47,7 +47,7 @@ fn deadline(timeout: Duration) -> Option<Instant> {
 }
 
 /// Receives one message and decodes it with `codec`.
-fn decode<T, C: Codec<T>>(reader: &mut Reader, codec: &mut C) -> Result<T> {
+fn decode<T, C: Decode<T>>(reader: &mut Reader, codec: &mut C) -> Result<T> {
     reader
         .recv_with(|bytes| codec.decode(bytes))?
         .map_err(|e| Error::Decode(Box::new(e)))
@@ -105,7 +105,7 @@ impl<T, C> Sender<T, C> {
     /// ```
     pub fn send(&self, value: &T) -> Result<()>
     where
-        C: Codec<T>,
+        C: Encode<T>,
     {
         self.encode_and_send(value, None)
     }
@@ -114,7 +114,7 @@ impl<T, C> Sender<T, C> {
     /// `deadline` when there is one.
     pub(crate) fn encode_and_send(&self, value: &T, deadline: Option<Instant>) -> Result<()>
     where
-        C: Codec<T>,
+        C: Encode<T>,
     {
         self.encoded(value, |writer, payload| writer.send(payload, deadline))
     }
@@ -123,7 +123,7 @@ impl<T, C> Sender<T, C> {
     /// both under the sender's lock.
     fn encoded<R>(&self, value: &T, send: impl FnOnce(&mut Writer, &[u8]) -> Result<R>) -> Result<R>
     where
-        C: Codec<T>,
+        C: Encode<T>,
     {
         let mut out = self.io.lock();
         let crate::message::Out { writer, state } = &mut *out;
@@ -215,7 +215,7 @@ impl<T, C> Receiver<T, C> {
     /// Receives and decodes the next message after waiting as `wait` says.
     fn recv_waiting(&self, wait: Wait) -> Result<T>
     where
-        C: Codec<T>,
+        C: Decode<T>,
     {
         self.io.receive(wait, decode)
     }
@@ -248,7 +248,7 @@ impl<T, C> Receiver<T, C> {
     /// ```
     pub fn recv(&self) -> Result<T>
     where
-        C: Codec<T>,
+        C: Decode<T>,
     {
         self.recv_waiting(Wait::Block)
     }
@@ -272,7 +272,7 @@ impl<T, C> Receiver<T, C> {
     /// ```
     pub fn try_recv(&self) -> Result<T>
     where
-        C: Codec<T>,
+        C: Decode<T>,
     {
         self.recv_waiting(Wait::Now)
     }
@@ -298,7 +298,7 @@ impl<T, C> Receiver<T, C> {
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T>
     where
-        C: Codec<T>,
+        C: Decode<T>,
     {
         self.recv_waiting(Wait::Within(timeout))
     }
@@ -320,7 +320,7 @@ impl<T, C> Receiver<T, C> {
     /// ```
     pub fn iter(&self) -> Iter<'_, T, C>
     where
-        C: Codec<T>,
+        C: Decode<T>,
     {
         Iter { rx: self }
     }
@@ -447,7 +447,7 @@ pub struct Iter<'a, T, C> {
     rx: &'a Receiver<T, C>,
 }
 
-impl<T, C: Codec<T>> Iterator for Iter<'_, T, C> {
+impl<T, C: Decode<T>> Iterator for Iter<'_, T, C> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use super::{deadline, Receiver, Sender};
-use crate::codec::api::Codec;
+use crate::codec::api::Encode;
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
@@ -60,7 +60,7 @@ impl<T, C> Sender<T, C> {
     /// ```
     pub fn send_timeout(&self, value: &T, timeout: Duration) -> Result<()>
     where
-        C: Codec<T>,
+        C: Encode<T>,
     {
         self.encode_and_send(value, deadline(timeout))
     }

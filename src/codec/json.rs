@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::api::Codec;
+use super::api::{Decode, Encode};
 
 /// A codec for JSON text, through [serde_json](https://docs.rs/serde_json): one JSON
 /// document per message, UTF-8, compact.
@@ -30,12 +30,16 @@ use super::api::Codec;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Json;
 
-impl<T: Serialize + DeserializeOwned> Codec<T> for Json {
+impl<T: Serialize + ?Sized> Encode<T> for Json {
     type Error = serde_json::Error;
 
     fn encode(&mut self, value: &T, out: &mut Vec<u8>) -> Result<(), Self::Error> {
         serde_json::to_writer(out, value)
     }
+}
+
+impl<T: DeserializeOwned> Decode<T> for Json {
+    type Error = serde_json::Error;
 
     fn decode(&mut self, bytes: &[u8]) -> Result<T, Self::Error> {
         serde_json::from_slice(bytes)

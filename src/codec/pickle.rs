@@ -1,12 +1,26 @@
 //! The pickle codec: values exchanged with Python's `Connection.send()` / `recv()`.
+//!
+//! `read.rs` turns a pickle into a [`PyValue`] (after `scan.rs` has bounded it), `de.rs`
+//! deserializes typed values from that; `ser.rs` serializes typed values (and
+//! `PyValue`s) straight into pickle opcodes through `write.rs`.
 
+mod builtins;
+mod de;
+mod error;
+mod read;
+mod repr;
 mod scan;
+mod ser;
+mod text;
+mod value;
+mod write;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_pickle::{DeOptions, Error, ErrorCode, SerOptions};
 
-use super::api::Codec;
+pub use self::error::PickleError;
+pub use self::value::{PyInt, PyMismatch, PyValue};
+use super::api::{Decode, Encode};
 
 /// The nesting depth [`Pickle`] accepts by default, as serde_json's.
 pub const DEFAULT_PICKLE_DEPTH: u32 = 128;
@@ -21,63 +35,87 @@ pub const DEFAULT_PICKLE_EXPANSION: u64 = 64;
 /// The expanded size every pickle may reach, however short.
 const EXPANSION_FLOOR: u64 = 1 << 20;
 
-/// Globals that serde-pickle turns into values.
-const KNOWN_GLOBALS: [&str; 16] = [
-    "builtins.set",
-    "builtins.frozenset",
-    "builtins.list",
-    "builtins.bytearray",
-    "builtins.int",
-    "__builtin__.set",
-    "__builtin__.frozenset",
-    "__builtin__.list",
-    "__builtin__.bytearray",
-    "__builtin__.int",
-    "copyreg._reconstructor",
-    "copy_reg._reconstructor",
-    "_codecs.encode",
-    "builtins.object",
-    "builtins.bytes",
-    "__builtin__.bytes",
-];
+/// The pickle protocol [`Pickle`] writes; it reads every protocol, 0 to 5.
+///
+/// | protocol | read by | notes |
+/// | --- | --- | --- |
+/// | `V2` | Python 2.3 and later, every Python 3 | `bytes` as `_codecs.encode(text, 'latin1')` (a Python 2 `str`), ints beyond 32 bits that fit 64 as text (a Python 2 `int`) |
+/// | `V3` (default) | Python 3.0 and later | `bytes` opcodes |
+/// | `V4` | Python 3.4 and later | framing, short strings, set opcodes; payloads over 4 GiB; what Python 3.8 to 3.13 send |
+/// | `V5` | Python 3.8 and later | a `bytearray` opcode; what Python 3.14 sends |
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum PickleProtocol {
+    /// Protocol 2: for Python 2.7 peers.
+    V2,
+    /// Protocol 3, the default: every Python 3 reads it.
+    #[default]
+    V3,
+    /// Protocol 4, with framing.
+    V4,
+    /// Protocol 5.
+    V5,
+}
 
-/// A codec for Python's pickle format, through
-/// [serde-pickle](https://docs.rs/serde-pickle): a Rust peer's `send` arrives in
-/// Python's `Connection.recv()`, and Python's `Connection.send(obj)` decodes in `recv`.
+impl PickleProtocol {
+    /// The protocol's number, as Python's `pickle.dumps(obj, protocol=n)` takes it.
+    pub fn number(self) -> u8 {
+        match self {
+            PickleProtocol::V2 => 2,
+            PickleProtocol::V3 => 3,
+            PickleProtocol::V4 => 4,
+            PickleProtocol::V5 => 5,
+        }
+    }
+}
+
+/// A codec for Python's pickle format: a Rust peer's `send` arrives in Python's
+/// `Connection.recv()`, and Python's `Connection.send(obj)` decodes in `recv`.
 ///
-/// It writes pickle protocol 3, which every Python 3 reads, and reads protocols 0 to 5
-/// (Python 3.8 to 3.13 send 4 by default, 3.14 sends 5).
+/// It reads protocols 0 to 5 (Python 3.8 to 3.13 send 4 by default, 3.14 sends 5,
+/// Python 2.7 sends 2) and writes the [`PickleProtocol`] set with
+/// [`protocol`](Pickle::protocol): 3 by default, which every Python 3 reads; 2 for a
+/// Python 2.7 peer.
 ///
-/// | Python | Rust (serde) |
-/// | --- | --- |
-/// | `None` | `()`, `Option::None`, unit structs |
-/// | `bool` | `bool` |
-/// | `int` | `i8`…`i64`, `u8`…`u64` (checked on decode) |
-/// | `float` | `f32`, `f64` |
-/// | `str` | `String`, `char` |
-/// | `bytes`, `bytearray` | `serde_bytes::ByteBuf`, or `Vec<u8>` with `#[serde(with = "serde_bytes")]` (plain `Vec<u8>` is a list of ints) |
-/// | `list` | `Vec<T>`, sequences |
-/// | `tuple` | tuples, tuple structs (a list decodes too) |
-/// | `dict` | maps; structs, as dicts with `str` keys |
-/// | `set`, `frozenset` | `HashSet`/`BTreeSet` on decode (they are sent as lists) |
-/// | anything else (`array.array`, dataclasses, NumPy arrays…) | an [`Error::Decode`](crate::Error::Decode) naming the class |
+/// It encodes any `T: Serialize` and decodes any `T: DeserializeOwned`. A [`PyValue`]
+/// receives anything Python sends, exactly (ints of any size, tuples, sets,
+/// frozensets, bytearrays), and goes back as the same Python objects. Typed values map
+/// as follows:
 ///
-/// Enums follow serde's external tagging: a unit variant is its name as a `str`, others
-/// are a one-entry dict `{name: value}`.
+/// | Python | Rust (serde) on decode | Rust (serde) encodes as Python |
+/// | --- | --- | --- |
+/// | `None` | `()`, `Option::None`, unit structs | `()`, `None`, unit structs: `None` |
+/// | `bool` | `bool` | `bool` |
+/// | `int` | `i8`…`i128`, `u8`…`u128` (checked: out of range is an error), `f64` | every integer type |
+/// | `float` | `f32`, `f64` | `f32`, `f64` |
+/// | `str` | `String`, `char` | `String`, `&str`, `char` |
+/// | `bytes`, `bytearray` | `serde_bytes::ByteBuf` (or `Vec<u8>` with `#[serde(with = "serde_bytes")]`); plain `Vec<u8>` wants a list of ints | `bytes` |
+/// | `list`, `tuple`, `set`, `frozenset` | `Vec<T>`, tuples, tuple structs, `HashSet`, `BTreeSet`, any sequence | sequences and sets: `list`; tuples and tuple structs: `tuple` |
+/// | `dict` | maps; structs (from `str` keys) | maps (any hashable key, tuples included) and structs: `dict` |
+/// | anything else (`array.array`, `complex`, dataclasses, NumPy arrays…) | an [`Error::Decode`](crate::Error::Decode) naming the class ([`PickleError::python_class`]) | — |
+///
+/// serde's data model has no set, frozenset or bytearray, so a typed `HashSet` is sent
+/// as a list and bytes always as `bytes`; use a [`PyValue`] (alone or as a field of a
+/// typed message) where the Python type matters. Enums follow serde's external
+/// tagging: a unit variant is its name as a `str`, others a one-entry dict
+/// `{name: value}`. A dict key or set element Python could not hash (a list, a dict, a
+/// struct) is refused on encode, since Python could not load it.
 ///
 /// # Security
 ///
-/// Decoding cannot run code, unlike Python's `pickle.loads`: there is no class to call.
-/// Before decoding, the codec walks the pickle's opcodes once and refuses one that nests
-/// deeper than [`DEFAULT_PICKLE_DEPTH`] levels (a deeply nested pickle would otherwise
-/// overflow the decoder's stack) or whose shared references expand to more than
-/// [`DEFAULT_PICKLE_SIZE`] bytes, or to more than [`DEFAULT_PICKLE_EXPANSION`] times the
-/// pickle's own length past its first MiB (a small pickle can name an exponentially large
-/// value, and building even a few hundred MiB of it from a few hundred bytes costs
-/// seconds); see [`max_depth`](Pickle::max_depth), [`max_size`](Pickle::max_size) and
-/// [`max_expansion`](Pickle::max_expansion). Python's own
-/// `recv()` does run code from the peer: authenticate connections to Python peers you do
-/// not control.
+/// Decoding cannot run code, unlike Python's `pickle.loads`: there is no class to call,
+/// only the builtin constructors of the types above. Before decoding, the codec walks the
+/// pickle's opcodes once and refuses one that nests deeper than [`DEFAULT_PICKLE_DEPTH`]
+/// levels (a deeply nested value would overflow the stack where it is dropped or
+/// deserialized) or whose shared references expand to more than [`DEFAULT_PICKLE_SIZE`]
+/// bytes, or to more than [`DEFAULT_PICKLE_EXPANSION`] times the pickle's own length past
+/// its first MiB (a small pickle can name an exponentially large value, and building even
+/// a few hundred MiB of it from a few hundred bytes costs seconds); see
+/// [`max_depth`](Pickle::max_depth), [`max_size`](Pickle::max_size) and
+/// [`max_expansion`](Pickle::max_expansion). Ints written as decimal text (protocols 0
+/// and 1) may have at most 4300 digits, CPython's own default limit. Python's own `recv()`
+/// does run code from the peer: authenticate connections to Python peers you do not
+/// control.
 ///
 /// # Examples
 ///
@@ -103,7 +141,8 @@ pub struct Pickle {
     depth: u32,
     size: u64,
     expansion: u64,
-    replace_globals: bool,
+    lenient: bool,
+    protocol: PickleProtocol,
 }
 
 impl Default for Pickle {
@@ -112,15 +151,34 @@ impl Default for Pickle {
             depth: DEFAULT_PICKLE_DEPTH,
             size: DEFAULT_PICKLE_SIZE,
             expansion: DEFAULT_PICKLE_EXPANSION,
-            replace_globals: false,
+            lenient: false,
+            protocol: PickleProtocol::default(),
         }
     }
 }
 
 impl Pickle {
-    /// A codec with the default limits, refusing unknown classes.
+    /// A codec with the default limits, writing protocol 3, refusing unknown classes.
     pub fn new() -> Pickle {
         Pickle::default()
+    }
+
+    /// Sets the protocol the codec writes (default [`PickleProtocol::V3`]);
+    /// [`PickleProtocol::V2`] for a Python 2.7 peer. Reading takes every protocol.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use procwire::codec::{Encode, Pickle, PickleProtocol};
+    ///
+    /// let mut py27 = Pickle::new().protocol(PickleProtocol::V2);
+    /// let mut out = Vec::new();
+    /// py27.encode(&(1, "x"), &mut out)?;
+    /// assert_eq!(out, b"\x80\x02K\x01X\x01\x00\x00\x00x\x86.");
+    /// # Ok::<(), procwire::codec::PickleError>(())
+    /// ```
+    pub fn protocol(self, protocol: PickleProtocol) -> Pickle {
+        Pickle { protocol, ..self }
     }
 
     /// Sets the deepest nesting a received value may have (default
@@ -149,8 +207,7 @@ impl Pickle {
     /// # Examples
     ///
     /// ```
-    /// use procwire::Codec;
-    /// use procwire::codec::Pickle;
+    /// use procwire::codec::{Decode, Pickle};
     ///
     /// // What Python's pickle.dumps(['x' * 100_000] * 100, protocol=2) writes:
     /// // 100 KB that expands to 10 MB.
@@ -159,10 +216,10 @@ impl Pickle {
     /// p.extend_from_slice(b"q\x01");
     /// p.extend(b"h\x01".repeat(99));
     /// p.extend_from_slice(b"e.");
-    /// assert!(Codec::<Vec<String>>::decode(&mut Pickle::new(), &p).is_err());
+    /// assert!(Decode::<Vec<String>>::decode(&mut Pickle::new(), &p).is_err());
     /// let mut lenient = Pickle::new().max_expansion(200);
-    /// assert_eq!(Codec::<Vec<String>>::decode(&mut lenient, &p)?.len(), 100);
-    /// # Ok::<(), serde_pickle::Error>(())
+    /// assert_eq!(Decode::<Vec<String>>::decode(&mut lenient, &p)?.len(), 100);
+    /// # Ok::<(), procwire::codec::PickleError>(())
     /// ```
     pub fn max_expansion(self, factor: u64) -> Pickle {
         Pickle {
@@ -172,48 +229,33 @@ impl Pickle {
     }
 
     /// Decodes objects of classes with no Rust counterpart (`array.array`, dataclasses…)
-    /// as a unit value (`()`, or `Value::None` in a [`serde_pickle::Value`]) instead of
-    /// refusing the message. An `Option<T>` does not take them as `None`.
+    /// as `None` (a unit value `()`, or [`PyValue::None`]) instead of refusing the
+    /// message. An `Option<T>` takes them as `None` too.
     ///
     /// # Examples
     ///
     /// ```
-    /// use procwire::Codec;
-    /// use procwire::codec::Pickle;
+    /// use procwire::codec::{Decode, Pickle, PyValue};
     ///
     /// // Python: pickle.dumps([1, array('i', [2])], protocol=3)
     /// let p = b"\x80\x03]q\x00(K\x01carray\n_array_reconstructor\nq\x01(carray\narray\nq\x02X\x01\x00\x00\x00iq\x03K\x08C\x04\x02\x00\x00\x00q\x04tq\x05Rq\x06e.";
-    /// let err = Codec::<(i32, ())>::decode(&mut Pickle::new(), p).unwrap_err();
+    /// let err = Decode::<(i32, ())>::decode(&mut Pickle::new(), p).unwrap_err();
     /// assert!(err.to_string().contains("array._array_reconstructor"));
     /// let mut lenient = Pickle::new().replace_unknown_classes();
-    /// assert_eq!(Codec::<(i32, ())>::decode(&mut lenient, p)?, (1, ()));
-    /// # Ok::<(), serde_pickle::Error>(())
+    /// assert_eq!(Decode::<(i32, ())>::decode(&mut lenient, p)?, (1, ()));
+    /// let value: PyValue = lenient.decode(p)?;
+    /// assert_eq!(format!("{value:?}"), "[1, None]");
+    /// # Ok::<(), procwire::codec::PickleError>(())
     /// ```
     pub fn replace_unknown_classes(self) -> Pickle {
         Pickle {
-            replace_globals: true,
+            lenient: true,
             ..self
         }
     }
 
-    fn de_options(&self) -> DeOptions {
-        let options = DeOptions::new();
-        if self.replace_globals {
-            options.replace_unresolved_globals()
-        } else {
-            options
-        }
-    }
-}
-
-impl<T: Serialize + DeserializeOwned> Codec<T> for Pickle {
-    type Error = Error;
-
-    fn encode(&mut self, value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
-        serde_pickle::to_writer(out, value, SerOptions::new())
-    }
-
-    fn decode(&mut self, bytes: &[u8]) -> Result<T, Error> {
+    /// Reads a pickle into a [`PyValue`] within the codec's limits.
+    fn read(&self, bytes: &[u8]) -> Result<PyValue, PickleError> {
         let relative = (bytes.len() as u64)
             .saturating_mul(self.expansion)
             .max(EXPANSION_FLOOR);
@@ -221,44 +263,76 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Pickle {
             depth: self.depth,
             size: self.size.min(relative),
         };
-        let found = scan::scan(bytes, limits).map_err(structure)?;
-        let patched;
-        let bytes = if found.empty_bytes_calls.is_empty() {
-            bytes
-        } else {
-            patched = scan::patch(bytes, &found.empty_bytes_calls);
-            &patched
-        };
-        serde_pickle::from_slice(bytes, self.de_options()).map_err(|e| explain(e, &found.globals))
+        scan::scan(bytes, limits).map_err(PickleError::new)?;
+        read::read(bytes, self.lenient)
     }
 }
 
-fn structure(why: String) -> Error {
-    Error::Syntax(ErrorCode::Structure(why))
+impl<T: Serialize + ?Sized> Encode<T> for Pickle {
+    type Error = PickleError;
+
+    fn encode(&mut self, value: &T, out: &mut Vec<u8>) -> Result<(), PickleError> {
+        let mut w = write::Writer::start(out, self.protocol);
+        value.serialize(&mut ser::Serializer::new(&mut w))?;
+        w.finish();
+        Ok(())
+    }
 }
 
-/// Names the classes behind serde-pickle's "unresolved global reference".
-fn explain(e: Error, globals: &[String]) -> Error {
-    let unresolved = matches!(
-        e,
-        Error::Syntax(ErrorCode::UnresolvedGlobal) | Error::Eval(ErrorCode::UnresolvedGlobal, _)
-    );
-    if !unresolved {
-        return e;
+impl<T: DeserializeOwned> Decode<T> for Pickle {
+    type Error = PickleError;
+
+    fn decode(&mut self, bytes: &[u8]) -> Result<T, PickleError> {
+        T::deserialize(self.read(bytes)?)
     }
-    let unknown: Vec<&str> = globals
-        .iter()
-        .map(String::as_str)
-        .filter(|g| !KNOWN_GLOBALS.contains(g))
-        .collect();
-    structure(format!(
-        "the pickle holds an object of a Python class with no Rust counterpart ({}); only \
-         None, bool, int, float, str, bytes, bytearray, list, tuple, dict, set and frozenset \
-         decode",
-        if unknown.is_empty() {
-            "unresolved global reference".to_string()
-        } else {
-            unknown.join(", ")
-        }
-    ))
+}
+
+impl PyValue {
+    /// The dynamic value of a typed one, as the [`Pickle`] codec would send it.
+    ///
+    /// # Errors
+    ///
+    /// [`PickleError`] when the pickle codec cannot encode `value`: its `Serialize` fails,
+    /// or a dict key or set element is not hashable in Python.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use procwire::codec::PyValue;
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct Job { id: u64, shape: (u32, u32) }
+    /// let v = PyValue::from_serialize(&Job { id: u64::MAX, shape: (2, 3) })?;
+    /// assert_eq!(format!("{v:?}"), "{'id': 18446744073709551615, 'shape': (2, 3)}");
+    /// # Ok::<(), procwire::codec::PickleError>(())
+    /// ```
+    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<PyValue, PickleError> {
+        let mut bytes = Vec::new();
+        Pickle::new()
+            .protocol(PickleProtocol::V5)
+            .encode(value, &mut bytes)?;
+        read::read(&bytes, false)
+    }
+
+    /// The typed value of a dynamic one, as the [`Pickle`] codec would decode it.
+    ///
+    /// # Errors
+    ///
+    /// [`PickleError`] when `T`'s `Deserialize` refuses the value (a missing field, an
+    /// int out of range, a type that does not match).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use procwire::codec::PyValue;
+    ///
+    /// let v = PyValue::Tuple(vec![1.into(), "a".into()]);
+    /// let (n, s): (u8, String) = v.clone().deserialize_into()?;
+    /// assert_eq!((n, s.as_str()), (1, "a"));
+    /// assert!(v.deserialize_into::<(String, u8)>().is_err());
+    /// # Ok::<(), procwire::codec::PickleError>(())
+    /// ```
+    pub fn deserialize_into<T: DeserializeOwned>(self) -> Result<T, PickleError> {
+        T::deserialize(self)
+    }
 }

@@ -3,9 +3,12 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::api::Codec;
+use super::api::{Decode, Encode};
 
 /// The default codec: any `serde` type, encoded with [postcard](https://docs.rs/postcard).
+///
+/// It encodes any `T: Serialize` and decodes any `T: DeserializeOwned`, so a type that only
+/// travels one way needs only the one derive.
 ///
 /// Compact (varint integers, no field names) and fast; both ends must agree on the Rust
 /// types, as with any non-self-describing format. A payload with bytes left over after the
@@ -14,7 +17,8 @@ use super::api::Codec;
 /// # Examples
 ///
 /// ```
-/// use procwire::{Codec, Postcard};
+/// use procwire::codec::{Decode, Encode};
+/// use procwire::Postcard;
 ///
 /// let mut codec = Postcard;
 /// let mut buf = Vec::new();
@@ -22,7 +26,7 @@ use super::api::Codec;
 /// assert_eq!(buf, [7, 2, b'h', b'i']);
 /// let back: (u8, String) = codec.decode(&buf)?;
 /// assert_eq!(back, (7, "hi".to_string()));
-/// assert!(Codec::<(u8, String)>::decode(&mut codec, &[7, 9]).is_err());
+/// assert!(Decode::<(u8, String)>::decode(&mut codec, &[7, 9]).is_err());
 /// # Ok::<(), postcard::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,12 +59,16 @@ impl postcard::ser_flavors::Flavor for AppendVec<'_> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned> Codec<T> for Postcard {
+impl<T: Serialize + ?Sized> Encode<T> for Postcard {
     type Error = postcard::Error;
 
     fn encode(&mut self, value: &T, out: &mut Vec<u8>) -> Result<(), Self::Error> {
         postcard::serialize_with_flavor(value, AppendVec(out))
     }
+}
+
+impl<T: DeserializeOwned> Decode<T> for Postcard {
+    type Error = postcard::Error;
 
     fn decode(&mut self, bytes: &[u8]) -> Result<T, Self::Error> {
         let (value, rest) = postcard::take_from_bytes(bytes)?;

@@ -12,7 +12,7 @@ use ::rkyv::util::AlignedVec;
 use ::rkyv::{Archive, Deserialize, Serialize};
 use yoke::Yoke;
 
-use super::api::Codec;
+use super::api::{Decode, Encode};
 use crate::error::{Error, Result};
 use crate::message::{Grow, In, MessageReceiver, Wait};
 
@@ -121,11 +121,9 @@ fn is_aligned(bytes: &[u8]) -> bool {
     bytes.as_ptr() as usize % ALIGN == 0
 }
 
-impl<T> Codec<T> for Rkyv
+impl<T> Encode<T> for Rkyv
 where
     T: Archive + for<'a> Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, rancor::Error>>,
-    T::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
-        + Deserialize<T, HighDeserializer<rancor::Error>>,
 {
     type Error = rancor::Error;
 
@@ -140,6 +138,15 @@ where
         }
         Ok(())
     }
+}
+
+impl<T> Decode<T> for Rkyv
+where
+    T: Archive,
+    T::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
+        + Deserialize<T, HighDeserializer<rancor::Error>>,
+{
+    type Error = rancor::Error;
 
     /// Validates and deserialises; a payload that is not suitably aligned where it lies
     /// is first copied into the codec's aligned buffer.

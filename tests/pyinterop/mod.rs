@@ -57,13 +57,32 @@ impl fmt::Display for Python {
     }
 }
 
-/// The interpreters to test against, oldest first, one per version.
+/// The Python 3 interpreters to test against, oldest first, one per version.
 ///
 /// # Panics
 ///
 /// When none is found (an interop test that ran against nothing must fail), or when an
 /// interpreter named in `PROCWIRE_PYTHONS` cannot be run.
 pub(crate) fn pythons() -> Vec<Python> {
+    let found: Vec<Python> = find(false)
+        .into_iter()
+        .filter(|py| py.version.0 == 3)
+        .collect();
+    assert!(!found.is_empty(), "no Python 3 interpreter found");
+    found
+}
+
+/// [`pythons`], and every Python 2 found too (pyenv's `versions/2.*`, or those named in
+/// `PROCWIRE_PYTHONS`).
+///
+/// # Panics
+///
+/// As [`pythons`].
+pub(crate) fn pythons_with_2() -> Vec<Python> {
+    find(true)
+}
+
+fn find(with_2: bool) -> Vec<Python> {
     let explicit = std::env::var(PYTHONS_ENV).is_ok_and(|list| !list.trim().is_empty());
     let (candidates, origin) = match std::env::var(PYTHONS_ENV) {
         Ok(list) if !list.trim().is_empty() => (
@@ -74,7 +93,7 @@ pub(crate) fn pythons() -> Vec<Python> {
                 .collect(),
             format!("${PYTHONS_ENV}"),
         ),
-        _ => (default_candidates(), "python3 and pyenv".to_string()),
+        _ => (default_candidates(with_2), "python3 and pyenv".to_string()),
     };
     let mut seen = HashSet::new();
     let mut found: Vec<Python> = candidates
@@ -98,16 +117,26 @@ pub(crate) fn pythons() -> Vec<Python> {
     found
 }
 
-/// `python3` (from `PATH`) and every pyenv `versions/3.*/bin/python3`.
-fn default_candidates() -> Vec<PathBuf> {
+/// `python3` (from `PATH`) and every pyenv `versions/3.*/bin/python3`; with `with_2`,
+/// every `versions/2.*/bin/python2` too.
+fn default_candidates(with_2: bool) -> Vec<PathBuf> {
     let mut out = vec![PathBuf::from("python3")];
     if let Some(root) = pyenv_root() {
         let mut versions: Vec<PathBuf> = std::fs::read_dir(root.join("versions"))
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("3."))
-            .map(|e| e.path().join("bin").join("python3"))
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let bin = if name.starts_with("3.") {
+                    "python3"
+                } else if with_2 && name.starts_with("2.") {
+                    "python2"
+                } else {
+                    return None;
+                };
+                Some(e.path().join("bin").join(bin))
+            })
             .filter(|p| p.is_file())
             .collect();
         versions.sort();
@@ -152,8 +181,8 @@ fn version_of(python: &Path) -> Result<(u32, u32, u32), String> {
         .filter_map(|n| n.parse().ok())
         .collect();
     match nums[..] {
-        [a, b, c] if a == 3 => Ok((a, b, c)),
-        _ => Err(format!("not a CPython 3: {:?}", out.stdout.trim())),
+        [a, b, c] if a == 2 || a == 3 => Ok((a, b, c)),
+        _ => Err(format!("not a CPython 2 or 3: {:?}", out.stdout.trim())),
     }
 }
 

@@ -1,17 +1,16 @@
 //! A pass over a pickle's opcodes that bounds what decoding it would build.
 //!
-//! serde-pickle recurses once per nesting level while it converts and drops values, so a
-//! deeply nested pickle overflows the stack: 100,000 `TUPLE1` opcodes, a 100 KB message,
-//! abort the process. And memo references expand into copies, so a small pickle can name
-//! an exponentially large value (`x = [x, x]`, thirty times). This pass runs first, in
-//! linear time and without recursion, and refuses both. It models the pickle machine's
+//! A decoded value is dropped, compared and deserialized recursively, once per nesting
+//! level, so a deeply nested pickle would overflow the stack: 100,000 `TUPLE1` opcodes, a
+//! 100 KB message, would abort the process. And the reader (`read.rs`) expands memo
+//! references into copies, so a small pickle can name an exponentially large value
+//! (`x = [x, x]`, thirty times). This pass runs first, in linear time and without
+//! recursion, and refuses both. It models the pickle machine's
 //! stack with, for each value, its nesting depth and expanded size; a shared value (one
 //! that was memoized or duplicated) may not change once it has been nested in another,
 //! so the sizes computed for its containers stay true. CPython's pickler never does that
-//! except for self-containing values, which serde-pickle refuses anyway.
-//!
-//! It also remembers the classes a pickle names, so that an error can say which one has
-//! no Rust counterpart. Pure code: no I/O.
+//! except for self-containing values, which a tree of values cannot hold anyway. Pure
+//! code: no I/O.
 
 use std::collections::HashMap;
 
@@ -29,48 +28,24 @@ pub(super) type Refusal = String;
 
 /// A value on the modelled stack.
 #[derive(Debug, Clone, Copy)]
-struct Node<'a> {
+struct Node {
     depth: u32,
     size: u64,
-    /// The text of a string scalar, for naming globals.
-    text: Option<&'a [u8]>,
-    tag: Tag,
-}
-
-/// What the pass needs to know about a value to patch `bytes()` calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tag {
-    Plain,
-    /// An empty tuple made by the opcodes starting at this offset.
-    EmptyTuple(usize),
-    /// The class `bytes` or `bytearray`.
-    BytesType,
-}
-
-/// What the pass found: the globals a pickle names and the calls to patch.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Scan {
-    /// The globals named, as `module.name` (the first few).
-    pub(super) globals: Vec<String>,
-    /// Calls `bytes()` / `bytearray()` with no arguments, which protocols 0 to 2 use for
-    /// an empty `bytes` and serde-pickle cannot evaluate: the offsets of the argument
-    /// tuple's first opcode and of the `REDUCE`.
-    pub(super) empty_bytes_calls: Vec<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Slot<'a> {
-    /// A mark, pushed by the opcode at this offset.
-    Mark(usize),
+enum Slot {
+    /// A mark.
+    Mark,
     /// A value only the stack refers to.
-    Val(Node<'a>),
+    Val(Node),
     /// A value the memo or another slot may also refer to: an index into `shared`.
     Shared(usize),
 }
 
 #[derive(Debug)]
-struct SharedNode<'a> {
-    node: Node<'a>,
+struct SharedNode {
+    node: Node,
     /// Whether it has been put into a container; then it may not change.
     nested: bool,
 }
@@ -81,8 +56,6 @@ struct Items {
     depth: u32,
     size: u64,
     count: usize,
-    /// Where the mark the items were popped to was pushed.
-    mark: Option<usize>,
 }
 
 const SCALAR: u64 = 8;
@@ -91,14 +64,13 @@ struct Machine<'a> {
     input: &'a [u8],
     pos: usize,
     limits: Limits,
-    stack: Vec<Slot<'a>>,
-    shared: Vec<SharedNode<'a>>,
+    stack: Vec<Slot>,
+    shared: Vec<SharedNode>,
     memo: HashMap<u64, usize>,
-    found: Scan,
 }
 
 /// Checks `input` against `limits`.
-pub(super) fn scan(input: &[u8], limits: Limits) -> Result<Scan, Refusal> {
+pub(super) fn scan(input: &[u8], limits: Limits) -> Result<(), Refusal> {
     let mut m = Machine {
         input,
         pos: 0,
@@ -106,34 +78,18 @@ pub(super) fn scan(input: &[u8], limits: Limits) -> Result<Scan, Refusal> {
         stack: Vec::new(),
         shared: Vec::new(),
         memo: HashMap::new(),
-        found: Scan::default(),
     };
     while m.step()? {}
-    Ok(m.found)
-}
-
-/// Replaces each call of [`Scan::empty_bytes_calls`] with `POP` (the class) and an empty
-/// `SHORT_BINBYTES`.
-pub(super) fn patch(input: &[u8], calls: &[(usize, usize)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len() + calls.len());
-    let mut at = 0;
-    for &(args, reduce) in calls {
-        out.extend_from_slice(&input[at..args]);
-        out.extend_from_slice(b"0C\x00");
-        at = reduce + 1;
-    }
-    out.extend_from_slice(&input[at..]);
-    out
+    Ok(())
 }
 
 impl<'a> Machine<'a> {
     /// Runs one opcode; false after `STOP`.
     fn step(&mut self) -> Result<bool, Refusal> {
-        let at = self.pos;
         let op = self.take(1)?[0];
         match op {
             b'.' => return Ok(false),
-            b'(' => self.stack.push(Slot::Mark(at)),
+            b'(' => self.stack.push(Slot::Mark),
             b'0' => {
                 self.pop()?;
             }
@@ -147,31 +103,25 @@ impl<'a> Machine<'a> {
             0x95 => {
                 self.take(8)?; // FRAME
             }
-            b'N' | 0x88 | 0x89 => self.scalar(None, 0)?,
+            b'N' | 0x88 | 0x89 => self.scalar(0)?,
             b'K' | b'h' => self.scalar_or_get(op, 1)?,
             b'M' => self.scalar_arg(2)?,
             b'J' | b'j' => self.scalar_or_get(op, 4)?,
             b'G' => self.scalar_arg(8)?,
             b'I' | b'L' | b'F' | b'S' | b'V' | b'g' => self.line_op(op)?,
-            b'T' | b'X' | b'B' | 0x8b => self.data(op, 4)?,
-            b'U' | b'C' | 0x8a | 0x8c => self.data(op, 1)?,
-            0x8d | 0x8e | 0x96 => self.data(op, 8)?,
+            b'T' | b'X' | b'B' | 0x8b => self.data(4)?,
+            b'U' | b'C' | 0x8a | 0x8c => self.data(1)?,
+            0x8d | 0x8e | 0x96 => self.data(8)?,
             b']' | b'}' | b')' | 0x8f => self.push(Node {
                 depth: 1,
                 size: SCALAR,
-                text: None,
-                tag: if op == b')' {
-                    Tag::EmptyTuple(at)
-                } else {
-                    Tag::Plain
-                },
             })?,
             b'l' | b'd' | b't' | 0x91 => self.build(None)?,
             0x85..=0x87 => self.build(Some(usize::from(op - 0x84)))?,
             b'a' | b'b' => self.extend(Some(1))?,
             b's' => self.extend(Some(2))?,
             b'e' | b'u' | 0x90 => self.extend(None)?,
-            b'R' => self.reduce(at)?,
+            b'R' => self.build(Some(2))?,
             0x81 => self.build(Some(2))?,
             0x92 => self.build(Some(3))?,
             b'o' => self.build(None)?,
@@ -207,40 +157,40 @@ impl<'a> Machine<'a> {
             .fold(0, |acc, &b| (acc << 8) | u64::from(b))
     }
 
-    fn node(&self, slot: Slot<'a>) -> Result<Node<'a>, Refusal> {
+    fn node(&self, slot: Slot) -> Result<Node, Refusal> {
         match slot {
             Slot::Val(n) => Ok(n),
             Slot::Shared(i) => Ok(self.shared[i].node),
-            Slot::Mark(_) => Err("pickle uses a mark as a value".to_string()),
+            Slot::Mark => Err("pickle uses a mark as a value".to_string()),
         }
     }
 
-    fn pop(&mut self) -> Result<Slot<'a>, Refusal> {
+    fn pop(&mut self) -> Result<Slot, Refusal> {
         self.stack
             .pop()
             .ok_or_else(|| "pickle stack underflow".to_string())
     }
 
-    fn top(&self) -> Result<Slot<'a>, Refusal> {
+    fn top(&self) -> Result<Slot, Refusal> {
         self.stack
             .last()
             .copied()
             .ok_or_else(|| "pickle stack underflow".to_string())
     }
 
-    fn replace_top(&mut self, slot: Slot<'a>) -> Result<(), Refusal> {
+    fn replace_top(&mut self, slot: Slot) -> Result<(), Refusal> {
         let top = self.stack.last_mut();
         *top.ok_or_else(|| "pickle stack underflow".to_string())? = slot;
         Ok(())
     }
 
-    fn push(&mut self, node: Node<'a>) -> Result<(), Refusal> {
+    fn push(&mut self, node: Node) -> Result<(), Refusal> {
         self.check(node)?;
         self.stack.push(Slot::Val(node));
         Ok(())
     }
 
-    fn check(&self, node: Node<'a>) -> Result<(), Refusal> {
+    fn check(&self, node: Node) -> Result<(), Refusal> {
         if node.depth > self.limits.depth {
             return Err(format!(
                 "pickle nests deeper than the {}-level limit",
@@ -256,18 +206,16 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn scalar(&mut self, text: Option<&'a [u8]>, data: usize) -> Result<(), Refusal> {
+    fn scalar(&mut self, data: usize) -> Result<(), Refusal> {
         self.push(Node {
             depth: 0,
             size: SCALAR + data as u64,
-            text,
-            tag: Tag::Plain,
         })
     }
 
     fn scalar_arg(&mut self, n: usize) -> Result<(), Refusal> {
         self.take(n)?;
-        self.scalar(None, 0)
+        self.scalar(0)
     }
 
     /// `BININT1`/`BININT` push a number; `BINGET`/`LONG_BINGET` a memo entry.
@@ -275,7 +223,7 @@ impl<'a> Machine<'a> {
         let arg = Self::uint(self.take(n)?);
         match op {
             b'h' | b'j' => self.get(arg),
-            _ => self.scalar(None, 0),
+            _ => self.scalar(0),
         }
     }
 
@@ -284,19 +232,16 @@ impl<'a> Machine<'a> {
         let line = self.line()?;
         match op {
             b'g' => self.get(parse_id(line)?),
-            b'S' => self.scalar(line.get(1..line.len().saturating_sub(1)), line.len()),
-            b'V' => self.scalar(Some(line), line.len()),
-            _ => self.scalar(None, line.len()),
+            _ => self.scalar(line.len()),
         }
     }
 
     /// Opcodes followed by a little-endian length of `n` bytes and that much data.
-    fn data(&mut self, op: u8, n: usize) -> Result<(), Refusal> {
+    fn data(&mut self, n: usize) -> Result<(), Refusal> {
         let len = Self::uint(self.take(n)?);
         let len = usize::try_from(len).map_err(|_| "pickle data length overflows".to_string())?;
-        let bytes = self.take(len)?;
-        let text = matches!(op, b'X' | 0x8c | 0x8d | b'T' | b'U').then_some(bytes);
-        self.scalar(text, len)
+        self.take(len)?;
+        self.scalar(len)
     }
 
     /// Pops `count` values, or down to and including the topmost mark; marks shared
@@ -309,9 +254,8 @@ impl<'a> Machine<'a> {
                 return Ok(items);
             }
             let slot = self.pop()?;
-            if let Slot::Mark(at) = slot {
+            if let Slot::Mark = slot {
                 if count.is_none() {
-                    items.mark = Some(at);
                     return Ok(items);
                 }
                 return Err("pickle uses a mark as a value".to_string());
@@ -330,29 +274,10 @@ impl<'a> Machine<'a> {
     /// Builds a new value from popped items.
     fn build(&mut self, count: Option<usize>) -> Result<(), Refusal> {
         let items = self.pop_items(count)?;
-        let tag = match items.mark {
-            Some(at) if items.count == 0 => Tag::EmptyTuple(at),
-            _ => Tag::Plain,
-        };
         self.push(Node {
             depth: items.depth + 1,
             size: items.size.saturating_add(SCALAR),
-            text: None,
-            tag,
         })
-    }
-
-    /// `REDUCE` at offset `at`: notes `bytes()` calls whose arguments come right before.
-    fn reduce(&mut self, at: usize) -> Result<(), Refusal> {
-        if let [.., callable, args] = self.stack[..] {
-            let (callable, args) = (self.node(callable)?, self.node(args)?);
-            if let (Tag::BytesType, Tag::EmptyTuple(start)) = (callable.tag, args.tag) {
-                if matches!(&self.input[start..at], b")" | b"(t") {
-                    self.found.empty_bytes_calls.push((start, at));
-                }
-            }
-        }
-        self.build(Some(2))
     }
 
     /// Adds popped items to the value below them (`APPEND`, `SETITEMS`, `BUILD`…).
@@ -363,8 +288,6 @@ impl<'a> Machine<'a> {
         let new = Node {
             depth: old.depth.max(items.depth + 1),
             size: old.size.saturating_add(items.size),
-            text: None,
-            tag: Tag::Plain,
         };
         self.check(new)?;
         match slot {
@@ -383,7 +306,7 @@ impl<'a> Machine<'a> {
     fn share_top(&mut self) -> Result<usize, Refusal> {
         match self.top()? {
             Slot::Shared(i) => Ok(i),
-            Slot::Mark(_) => Err("pickle uses a mark as a value".to_string()),
+            Slot::Mark => Err("pickle uses a mark as a value".to_string()),
             Slot::Val(node) => {
                 self.shared.push(SharedNode {
                     node,
@@ -407,7 +330,7 @@ impl<'a> Machine<'a> {
             b'p' => parse_id(self.line()?)?,
             b'q' => Self::uint(self.take(1)?),
             b'r' => Self::uint(self.take(4)?),
-            _ => self.memo.len() as u64, // MEMOIZE, numbered as serde-pickle does
+            _ => self.memo.len() as u64, // MEMOIZE, numbered as CPython does
         };
         let i = self.share_top()?;
         self.memo.insert(id, i);
@@ -425,48 +348,19 @@ impl<'a> Machine<'a> {
 
     /// `GLOBAL module\nname\n`, or `INST module\nname\n` which also builds an object.
     fn global_lines(&mut self, op: u8) -> Result<(), Refusal> {
-        let module = self.line()?;
-        let name = self.line()?;
+        self.line()?;
+        self.line()?;
         if op == b'i' {
-            self.note_global(module, name);
             self.build(None)
         } else {
-            self.push_global(module, name)
+            self.scalar(0)
         }
     }
 
     /// `STACK_GLOBAL`: module and name are the two strings on top of the stack.
     fn stack_global(&mut self) -> Result<(), Refusal> {
-        let name = self.pop().and_then(|s| self.node(s))?;
-        let module = self.pop().and_then(|s| self.node(s))?;
-        match (module.text, name.text) {
-            (Some(module), Some(name)) => self.push_global(module, name),
-            _ => self.scalar(None, 0),
-        }
-    }
-
-    fn push_global(&mut self, module: &[u8], name: &[u8]) -> Result<(), Refusal> {
-        self.note_global(module, name);
-        let builtin = matches!(module, b"builtins" | b"__builtin__");
-        let bytes = builtin && matches!(name, b"bytes" | b"bytearray");
-        self.push(Node {
-            depth: 0,
-            size: SCALAR,
-            text: None,
-            tag: if bytes { Tag::BytesType } else { Tag::Plain },
-        })
-    }
-
-    fn note_global(&mut self, module: &[u8], name: &[u8]) {
-        let global = format!(
-            "{}.{}",
-            String::from_utf8_lossy(module),
-            String::from_utf8_lossy(name)
-        );
-        let globals = &mut self.found.globals;
-        if globals.len() < 8 && !globals.contains(&global) {
-            globals.push(global);
-        }
+        self.pop_items(Some(2))?;
+        self.scalar(0)
     }
 }
 
@@ -497,7 +391,7 @@ mod tests {
     fn python_pickle_of_a_list_passes() {
         // [1, 'hello', None] as CPython 3.12 pickles it (protocol 4, framed).
         let p = b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00]\x94(K\x01\x8c\x05hello\x94Ne.";
-        assert_eq!(scan(p, LIMITS), Ok(Scan::default()));
+        assert_eq!(scan(p, LIMITS), Ok(()));
     }
 
     #[test]
@@ -529,31 +423,6 @@ mod tests {
         // A self-containing list.
         let body = [b']', b'q', 0, b'h', 0, b'a'];
         assert!(scan(&pickle(&body), LIMITS).is_err());
-    }
-
-    #[test]
-    fn stack_globals_are_named() {
-        let mut body = vec![0x8c, 5];
-        body.extend_from_slice(b"array");
-        body.extend_from_slice(&[0x94, 0x8c, 20]);
-        body.extend_from_slice(b"_array_reconstructor");
-        body.extend_from_slice(&[0x94, 0x93, b')', b'R']);
-        let found = scan(&pickle(&body), LIMITS).unwrap();
-        assert_eq!(found.globals, ["array._array_reconstructor"]);
-    }
-
-    #[test]
-    fn empty_bytes_calls_of_protocols_0_to_2_are_patched() {
-        // pickle.dumps([b'', b'', b'x'], protocol=p) for p = 0 and 2.
-        let p0 = b"(lp0\nc__builtin__\nbytes\np1\n(tRp2\nag2\nac_codecs\nencode\np3\n(Vx\np4\nVlatin1\np5\ntp6\nRp7\na.";
-        let p2 = b"\x80\x02]q\x00(c__builtin__\nbytes\nq\x01)Rq\x02h\x02c_codecs\nencode\nq\x03X\x01\x00\x00\x00xq\x04X\x06\x00\x00\x00latin1q\x05\x86q\x06Rq\x07e.";
-        for p in [&p0[..], &p2[..]] {
-            let found = scan(p, LIMITS).unwrap();
-            assert_eq!(found.empty_bytes_calls.len(), 1, "{p:?}");
-            let patched = patch(p, &found.empty_bytes_calls);
-            assert!(patched.windows(3).any(|w| w == b"0C\x00"));
-            assert!(scan(&patched, LIMITS).unwrap().empty_bytes_calls.is_empty());
-        }
     }
 
     #[test]
