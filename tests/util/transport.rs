@@ -128,13 +128,36 @@ pub(crate) fn through_listener(
     addr: String,
     keys: (Option<&str>, Option<&str>),
 ) -> procwire::Result<(Conn, Conn)> {
-    let mut lb = Listener::builder();
+    // `accept` returns only authenticated clients; one it refuses comes back through
+    // `on_rejected`, as the error the server side reports here.
+    let (refused_tx, refused) = std::sync::mpsc::channel();
+    let refused_tx = std::sync::Mutex::new(refused_tx);
+    let mut lb = Listener::builder().on_rejected(move |_, e| {
+        let e = match e {
+            procwire::Error::AuthenticationFailed(why) => {
+                procwire::Error::AuthenticationFailed(why.clone())
+            }
+            other => procwire::Error::Protocol(format!("{other:?}")),
+        };
+        let _ = refused_tx.lock().unwrap().send(e);
+    });
     if let Some(k) = keys.0 {
         lb = lb.authkey(k);
     }
     let listener = lb.bind(addr.as_str())?;
     let local = listener.local_addr().clone();
-    let server = thread::spawn(move || listener.accept::<Msg, Msg>());
+    let server = thread::spawn(move || {
+        let start = std::time::Instant::now();
+        loop {
+            match listener.accept_timeout::<Msg, Msg>(std::time::Duration::from_millis(20)) {
+                Err(procwire::Error::Timeout) if start.elapsed() < WAIT => {}
+                other => return other,
+            }
+            if let Ok(e) = refused.try_recv() {
+                return Err(e);
+            }
+        }
+    });
     let mut cb = Client::builder().connect_timeout(WAIT);
     if let Some(k) = keys.1 {
         cb = cb.authkey(k);
