@@ -148,7 +148,7 @@ impl ListenerBuilder {
     ///     .bind("127.0.0.1:0")?;
     /// let addr = listener.local_addr().clone();
     /// let clients = std::thread::spawn(move || {
-    ///     let wrong = Client::builder().authkey("guess").connect::<(), ()>(&addr);
+    ///     let wrong = Client::builder().authkey("guess").connect::<(), (), _>(&addr);
     ///     assert!(matches!(wrong, Err(Error::AuthenticationFailed(_))));
     ///     let good: Connection<(), ()> = Client::builder().authkey("secret").connect(&addr)?;
     ///     good.recv()
@@ -497,7 +497,7 @@ impl Listener {
     ///
     /// let addr = listener.local_addr().clone();
     /// let client = std::thread::spawn(move || {
-    ///     Client::builder().authkey("secret").connect::<(), ()>(&addr)
+    ///     Client::builder().authkey("secret").connect::<(), (), _>(&addr)
     /// });
     /// let conn: Connection<(), ()> = loop {
     ///     procwire::wait(&[&listener], None)?;
