@@ -265,3 +265,131 @@ fn a_file_that_shrinks_while_sent_breaks_the_sender_and_the_peer_sees_truncated(
         assert!(!dest.exists());
     });
 }
+
+/// A new pipe on which a thread sends a file message (`contents`), then the typed message
+/// `next`; its receiving end.
+fn file_then_message(contents: &[u8], next: &str) -> procwire::Receiver<String> {
+    let (tx, rx) = procwire::pipe::<String>().unwrap();
+    let (contents, next) = (contents.to_vec(), next.to_string());
+    thread::spawn(move || {
+        tx.send_bytes(&contents).unwrap();
+        tx.send(&next).unwrap();
+    });
+    rx
+}
+
+#[test]
+fn recv_file_that_cannot_create_its_file_consumes_the_message_and_the_next_arrives_intact() {
+    bounded(|| {
+        let dir = TempDir::new("nocreate");
+        fs::write(dir.path("plain"), b"a regular file").unwrap();
+        // Each fails for root too: a parent that is a file, a parent that does not exist,
+        // a path that names no file.
+        let dests = [
+            dir.path("plain").join("dest.bin"),
+            dir.path("missing").join("dest.bin"),
+            dir.path(".."),
+        ];
+        for dest in &dests {
+            let rx = file_then_message(b"the file's bytes", "next");
+            let err = assert_err!(rx.recv_file(dest, 1 << 20), Error::Io(_));
+            assert!(!err.is_disconnected(), "{dest:?}: {err:?}");
+            let why = std::error::Error::source(&err).unwrap().to_string();
+            assert!(
+                why.starts_with("cannot create the temporary file ")
+                    || why.contains("names no file"),
+                "{why}"
+            );
+            assert_eq!(rx.recv_timeout(SOON).unwrap(), "next", "after {dest:?}");
+        }
+        assert_eq!(dir.entries(), ["plain"]);
+    });
+}
+
+#[test]
+fn recv_file_into_a_directory_without_write_permission_keeps_the_stream_aligned() {
+    use std::os::unix::fs::PermissionsExt;
+    if rustix::process::geteuid().is_root() {
+        eprintln!("skipped: root ignores directory permissions (the test above covers root)");
+        return;
+    }
+    bounded(|| {
+        let dir = TempDir::new("readonly");
+        let locked = dir.path("locked");
+        fs::create_dir(&locked).unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o500)).unwrap();
+        let rx = file_then_message(b"the file's bytes", "next");
+        let err = assert_err!(rx.recv_file(locked.join("dest.bin"), 1 << 20), Error::Io(_));
+        let Error::Io(io) = &err else { unreachable!() };
+        assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied, "{io}");
+        assert_eq!(rx.recv_timeout(SOON).unwrap(), "next");
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(fs::read_dir(&locked).unwrap().next().is_none());
+    });
+}
+
+#[test]
+fn recv_file_onto_a_directory_consumes_the_message_and_leaves_no_temporary_file() {
+    bounded(|| {
+        let dir = TempDir::new("ontodir");
+        let dest = dir.path("taken");
+        fs::create_dir(&dest).unwrap();
+        let rx = file_then_message(&[5u8; 100_000], "next");
+        // The file is written whole, then the rename onto a directory fails.
+        assert_err!(rx.recv_file(&dest, 1 << 20), Error::Io(_));
+        assert_eq!(rx.recv_timeout(SOON).unwrap(), "next");
+        assert_eq!(dir.entries(), ["taken"]);
+        assert!(fs::read_dir(&dest).unwrap().next().is_none());
+    });
+}
+
+#[test]
+fn child_receives_a_file_beyond_its_file_size_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    if !is_child() {
+        return;
+    }
+    let conn = procwire::from_parent::<String, String>().unwrap();
+    let dest = std::env::var_os(DEST_ENV).unwrap();
+    ignore_sigxfsz();
+    let hard = getrlimit(Resource::Fsize).maximum;
+    let limit = Rlimit {
+        current: Some(64 << 10),
+        maximum: hard,
+    };
+    setrlimit(Resource::Fsize, limit).unwrap();
+    let outcome = match conn.recv_file(&dest, 1 << 30) {
+        Ok(len) => format!("received {len} bytes"),
+        Err(Error::Io(e)) => format!("io {:?}", e.raw_os_error()),
+        Err(e) => format!("other {e:?}"),
+    };
+    let next = conn.recv_timeout(SOON).unwrap();
+    conn.send(&format!("{outcome}; then {next}")).unwrap();
+}
+
+/// Makes a write past `RLIMIT_FSIZE` fail with `EFBIG` instead of killing the process.
+#[allow(unsafe_code)] // libc's `signal` has no safe wrapper
+fn ignore_sigxfsz() {
+    // SAFETY: installs the ignore disposition for SIGXFSZ, no handler function; this child
+    // process runs only the one test, so nothing else depends on the old setting.
+    let old = unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    assert_ne!(old, libc::SIG_ERR);
+}
+
+#[test]
+fn a_write_that_fails_mid_file_consumes_the_message_and_the_next_arrives_intact() {
+    bounded(|| {
+        let dir = TempDir::new("efbig");
+        let (src, dest) = (dir.path("src.bin"), dir.path("dest.bin"));
+        write_pattern(&src, 4 << 20);
+        let mut cmd = child("child_receives_a_file_beyond_its_file_size_limit");
+        cmd.env(DEST_ENV, &dest);
+        let (mut child, conn) = procwire::spawn::<String, String>(cmd).unwrap();
+        conn.send_file(&File::open(&src).unwrap()).unwrap();
+        conn.send(&"next".to_string()).unwrap();
+        let report = conn.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(report, format!("io Some({}); then next", libc::EFBIG));
+        assert_eq!(dir.entries(), ["src.bin"]);
+    });
+}

@@ -208,3 +208,187 @@ fn messages_sent_before_the_server_exists_are_delivered_once_it_listens() {
         fs::remove_dir_all(&dir).unwrap();
     });
 }
+
+/// Calls of the outbox tests: a number and a payload.
+type Bulk = RpcConnection<(u64, Vec<u8>), u64>;
+
+/// This process's resident set size in bytes (`VmRSS`).
+fn rss() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+const OUTBOX_BYTES: usize = 1 << 20;
+const SENDS: u64 = 100_000;
+
+/// Sends [`SENDS`] messages of 1 KiB to `ADDR_ENV`, where nothing listens yet, through a
+/// requester whose outbox holds at most [`OUTBOX_BYTES`]; then listens there, serves, and
+/// reports `[accepted sends, refused sends, rss before, rss after the sends, delivered,
+/// whether exactly the accepted ones were delivered]`.
+#[test]
+fn child_fills_a_bounded_outbox_while_the_server_is_down() {
+    if !is_child() {
+        return;
+    }
+    let control = procwire::from_parent::<Vec<u64>, ()>().unwrap();
+    let addr = PathBuf::from(std::env::var_os(ADDR_ENV).unwrap());
+    let client = Client::builder().connect_timeout(Duration::from_millis(20));
+    let requester = ReconnectBuilder::new(client, addr.as_path())
+        .unwrap()
+        .backoff(Duration::from_millis(5), Duration::from_millis(50))
+        .outbox(ReconnectBuilder::DEFAULT_OUTBOX_MESSAGES, OUTBOX_BYTES)
+        .start::<(u64, Vec<u8>), u64>()
+        .unwrap();
+    let before = rss();
+    let (mut accepted, mut refused) = (Vec::new(), 0u64);
+    for n in 0..SENDS {
+        match requester.send((n, vec![n as u8; 1024])) {
+            Ok(_) => accepted.push(n),
+            Err(procwire::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                refused += 1;
+            }
+            Err(e) => panic!("send {n}: {e:?}"),
+        }
+    }
+    let after = rss();
+    eprintln!(
+        "child: {} sends accepted, {refused} refused, RSS {before} -> {after} bytes",
+        accepted.len()
+    );
+    assert!(!requester.is_connected());
+    let listener = Listener::bind(addr.as_path()).unwrap();
+    let conn: Bulk = listener.accept().unwrap();
+    let server = thread::spawn(move || {
+        let mut seen = Vec::new();
+        serve(&conn, |call| {
+            seen.push(call.body.0);
+            Ok::<_, String>(0)
+        })
+        .map(|()| seen)
+    });
+    requester.flush(Duration::from_secs(30)).unwrap();
+    requester.send((SENDS, Vec::new())).unwrap(); // room again
+    requester.flush(SOON).unwrap();
+    drop(requester);
+    let mut seen = server.join().unwrap().unwrap();
+    assert_eq!(seen.pop(), Some(SENDS));
+    seen.dedup(); // a resend after a reconnect, if any
+    let report = vec![
+        accepted.len() as u64,
+        refused,
+        before,
+        after,
+        seen.len() as u64,
+        u64::from(seen == accepted),
+    ];
+    control.send(&report).unwrap();
+}
+
+#[test]
+fn a_bounded_outbox_holds_its_bound_while_the_server_is_down_and_delivers_all_it_accepted() {
+    bounded(|| {
+        let dir = temp_dir("outbox");
+        let mut cmd = child("child_fills_a_bounded_outbox_while_the_server_is_down");
+        cmd.env(ADDR_ENV, dir.join("down.sock"));
+        let (child, control) = procwire::spawn::<(), Vec<u64>>(cmd).unwrap();
+        let r = control.recv_timeout(Duration::from_secs(50)).unwrap();
+        util::child::assert_exited_ok(util::child::wait_for(child, SOON));
+        let (accepted, refused, before, after) = (r[0], r[1], r[2], r[3]);
+        let growth = after.saturating_sub(before);
+        eprintln!(
+            "{accepted} of {SENDS} sends of 1 KiB accepted, {refused} refused; \
+             RSS grew by {:.2} MiB (bound {:.2} MiB); {} delivered",
+            growth as f64 / f64::from(1 << 20),
+            OUTBOX_BYTES as f64 / f64::from(1 << 20),
+            r[4]
+        );
+        assert_eq!(accepted + refused, SENDS);
+        // ~1 KiB each: the byte bound decides, not the message bound.
+        assert!((900..=1024).contains(&accepted), "{accepted}");
+        // Per entry, ~100 bytes of bookkeeping beside its envelope; allocator slack.
+        let slack = 3 << 20;
+        assert!(
+            growth <= (OUTBOX_BYTES + slack) as u64,
+            "RSS grew by {growth} bytes"
+        );
+        assert_eq!(
+            (r[4], r[5]),
+            (accepted, 1),
+            "delivered exactly the accepted sends"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+#[test]
+fn a_full_outbox_refuses_messages_and_requests_at_once_and_keeps_what_it_queued() {
+    bounded(|| {
+        let dir = temp_dir("full");
+        let addr = dir.join("later.sock");
+        let client = Client::builder().connect_timeout(Duration::from_millis(20));
+        let requester = ReconnectBuilder::new(client, addr.as_path())
+            .unwrap()
+            .backoff(Duration::from_millis(5), Duration::from_millis(50))
+            .outbox(3, 4096)
+            .start::<(u64, Vec<u8>), u64>()
+            .unwrap();
+        for n in 0..2 {
+            requester.send((n, vec![1; 100])).unwrap();
+        }
+        let pending = requester.start((2, Vec::new()), SOON).unwrap();
+        let full = |e: procwire::Error| match e {
+            procwire::Error::Io(io) => (io.kind(), io.to_string()),
+            other => panic!("{other:?}"),
+        };
+        let start = Instant::now();
+        let (kind, text) = full(requester.send((3, Vec::new())).unwrap_err());
+        assert_eq!(kind, std::io::ErrorKind::WouldBlock);
+        assert!(
+            text.starts_with("the outbox is full: 3 messages and requests of ")
+                && text.ends_with("(limits: 3 messages, 4096 bytes)"),
+            "{text}"
+        );
+        let (kind, _) = full(requester.request((4, Vec::new()), SOON).unwrap_err());
+        assert_eq!(kind, std::io::ErrorKind::WouldBlock);
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "a full outbox blocked"
+        );
+        // Room for messages again, but not in bytes for this one.
+        drop(pending);
+        let (kind, text) = full(requester.send((5, vec![1; 4000])).unwrap_err());
+        assert_eq!(kind, std::io::ErrorKind::WouldBlock, "{text}");
+        assert!(text.contains("more do not fit"), "{text}");
+        let (kind, text) = full(requester.send((6, vec![1; 5000])).unwrap_err());
+        assert_eq!(kind, std::io::ErrorKind::InvalidInput, "{text}");
+        assert!(
+            text.contains("exceeds the outbox's 4096-byte limit"),
+            "{text}"
+        );
+        requester.send((7, vec![1; 100])).unwrap();
+
+        let listener = Listener::bind(addr.as_path()).unwrap();
+        let conn: Bulk = listener.accept().unwrap();
+        let server = thread::spawn(move || {
+            let mut seen = Vec::new();
+            serve(&conn, |call| {
+                seen.push(call.body.0);
+                Ok::<_, String>(0)
+            })
+            .map(|()| seen)
+        });
+        requester.flush(SOON).unwrap();
+        for n in 8..20 {
+            requester.send((n, Vec::new())).unwrap();
+            requester.flush(SOON).unwrap();
+        }
+        drop(requester);
+        let mut seen = server.join().unwrap().unwrap();
+        seen.dedup();
+        let expected: Vec<u64> = [0, 1, 7].into_iter().chain(8..20).collect();
+        assert_eq!(seen, expected);
+        fs::remove_dir_all(&dir).unwrap();
+    });
+}

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use procwire::rpc::{serve, Envelope, Reply, Requester, RpcConnection};
-use procwire::Error;
-use util::{assert_err, bounded, SOON};
+use procwire::rpc::{serve, serve_concurrent, Envelope, MsgId, Reply, Requester, RpcConnection};
+use procwire::{Client, Error, Listener};
+use util::child::{child, is_child, wait_for};
+use util::{assert_err, bounded, open_fds, LIMIT, SOON};
 
 type Conn = RpcConnection<u64, u64>;
 
@@ -228,5 +229,157 @@ fn get_file_receives_the_file_a_handler_returns_and_push_file_hands_one_over() {
         drop(requester);
         server.join().unwrap().unwrap();
         fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+const ADDR_ENV: &str = "PROCWIRE_TEST_ADDR";
+
+/// Clients that each send [`BURST`] requests and exit without reading an answer.
+const CLIENTS: u64 = 100;
+const BURST: u64 = 64;
+
+/// The threads of this process, from `/proc/self/task`.
+fn threads() -> usize {
+    fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// The server: a `serve_concurrent` thread per connection, with two workers whose handler
+/// takes 2 ms; then, once the parent says its clients are gone, its thread and descriptor
+/// counts, polled until they are back to what they were before the first client (at most
+/// one second): `[threads before, fds before, threads after, fds after, accepted, ms]`.
+#[test]
+fn child_serves_each_connection_with_serve_concurrent() {
+    if !is_child() {
+        return;
+    }
+    let control = procwire::from_parent::<(String, Vec<u64>), ()>().unwrap();
+    let listener = Listener::bind(std::env::var(ADDR_ENV).unwrap().as_str()).unwrap();
+    let (threads_before, fds_before) = (threads(), open_fds().len());
+    let mut accepted = 0u64;
+    thread::scope(|s| {
+        s.spawn(|| {
+            while accepted < CLIENTS {
+                let Ok(conn) = listener.accept_timeout::<_, _>(SOON) else {
+                    return;
+                };
+                let conn: Conn = conn;
+                accepted += 1;
+                thread::spawn(move || {
+                    let _ = serve_concurrent(&conn, 2, |call| {
+                        thread::sleep(Duration::from_millis(2));
+                        Ok::<_, String>(call.body)
+                    });
+                });
+            }
+        });
+        control
+            .send(&(listener.local_addr().to_string(), Vec::new()))
+            .unwrap();
+        control.recv_timeout(LIMIT).unwrap(); // every client is gone
+    });
+    let start = Instant::now();
+    while (threads(), open_fds().len()) != (threads_before, fds_before)
+        && start.elapsed() < Duration::from_secs(1)
+    {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let report = vec![
+        threads_before as u64,
+        fds_before as u64,
+        threads() as u64,
+        open_fds().len() as u64,
+        accepted,
+        start.elapsed().as_millis() as u64,
+    ];
+    control.send(&(String::new(), report)).unwrap();
+}
+
+#[test]
+fn serve_concurrent_ends_and_closes_when_clients_send_a_burst_and_exit_without_reading() {
+    bounded(|| {
+        let dir = std::env::temp_dir().join(format!("procwire-rpc-burst-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        let unix = dir.join("server.sock").display().to_string();
+        for addr in [unix.as_str(), "127.0.0.1:0"] {
+            let mut cmd = child("child_serves_each_connection_with_serve_concurrent");
+            cmd.env(ADDR_ENV, addr);
+            let (server, control) = procwire::spawn::<(), (String, Vec<u64>)>(cmd).unwrap();
+            let (server_addr, _) = control.recv_timeout(SOON).unwrap();
+            for session in 0..CLIENTS {
+                let conn: Conn = Client::connect(server_addr.as_str()).unwrap();
+                for seq in 1..=BURST {
+                    let id = MsgId { session, seq };
+                    conn.send(&Envelope::Request { id, body: seq }).unwrap();
+                }
+                // Dropped unread: the server's answers find no reader.
+            }
+            control.send(&()).unwrap();
+            let (_, r) = control.recv_timeout(Duration::from_secs(30)).unwrap();
+            util::child::assert_exited_ok(wait_for(server, SOON));
+            eprintln!(
+                "{addr}: threads {} -> {}, descriptors {} -> {}, {} accepted, {} ms",
+                r[0], r[2], r[1], r[3], r[4], r[5]
+            );
+            assert_eq!(r[4], CLIENTS, "{addr}: accepted");
+            assert_eq!(
+                (r[2], r[3]),
+                (r[0], r[1]),
+                "{addr}: threads and descriptors"
+            );
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+#[test]
+fn serve_concurrent_ends_when_answers_cannot_be_sent_though_the_peer_keeps_the_connection() {
+    bounded(|| {
+        let (client, server) = pair();
+        // The peer reads no more but stays connected, and sends nothing after its request.
+        rustix::net::shutdown(&client, rustix::net::Shutdown::Read).unwrap();
+        let id = MsgId { session: 1, seq: 1 };
+        client.send(&Envelope::Request { id, body: 7 }).unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let served = serve_concurrent(&server, 2, |call| Ok::<_, String>(call.body));
+            done_tx.send(served).unwrap();
+        });
+        let served = done_rx
+            .recv_timeout(SOON)
+            .expect("serve_concurrent did not end");
+        served.unwrap(); // a peer that is gone is the normal end
+        drop(client);
+    });
+}
+
+#[test]
+fn serve_concurrent_answers_every_queued_request_of_a_peer_that_stopped_sending() {
+    const N: u64 = 50;
+    bounded(|| {
+        let (client, server) = pair();
+        for seq in 1..=N {
+            let id = MsgId { session: 1, seq };
+            client.send(&Envelope::Request { id, body: seq }).unwrap();
+        }
+        rustix::net::shutdown(&client, rustix::net::Shutdown::Write).unwrap();
+        let server = thread::spawn(move || {
+            serve_concurrent(&server, 3, |call| {
+                thread::sleep(Duration::from_millis(1));
+                Ok::<_, String>(call.body * 2)
+            })
+        });
+        let mut answered: Vec<u64> = (0..N)
+            .map(|_| match client.recv_timeout(SOON).unwrap() {
+                Envelope::Response { id, result } => {
+                    assert_eq!(result.unwrap(), id.seq * 2);
+                    id.seq
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        answered.sort_unstable();
+        assert_eq!(answered, (1..=N).collect::<Vec<_>>());
+        server.join().unwrap().unwrap();
     });
 }

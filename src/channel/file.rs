@@ -70,11 +70,24 @@ impl<T, C> Receiver<T, C> {
     ///
     /// # Errors
     ///
-    /// - [`Error::MessageTooLarge`] when the message is longer than `limit`; as with any
-    ///   oversized message, receiving is disabled afterwards.
-    /// - [`Error::Io`] when the temporary file cannot be created, written, synced or
-    ///   renamed. A write failure still consumes the message, so the connection stays
-    ///   usable.
+    /// Each error leaves the stream aligned: either the message was consumed and the next
+    /// receive reads the next message, or receiving is over and every later receive fails
+    /// too. No receive ever reads a file's bytes as a message.
+    ///
+    /// - [`Error::Io`] when the temporary file cannot be created (its directory is missing
+    ///   or not writable, `dest` names no file), written (disk full, file size limit),
+    ///   synced or renamed to `dest` (a directory there, say); the text names the path.
+    ///   **The message is consumed** — read and dropped as it arrives when there is no file
+    ///   to write it to — so the connection stays usable.
+    /// - [`Error::MessageTooLarge`] when the message is longer than `limit` (also when the
+    ///   file could not be created either); as with any oversized message, its payload is
+    ///   left unread and receiving is disabled afterwards ([`Error::Protocol`]).
+    /// - [`Error::Truncated`] when the stream ends inside the message;
+    ///   [`Error::Disconnected`] when it ends before it: every later receive fails the same
+    ///   way.
+    /// - [`Error::Io`] when reading the connection fails (a reset, for which
+    ///   [`is_disconnected`](Error::is_disconnected) is true); inside the message the rest
+    ///   of it cannot be found, so every later receive fails with [`Error::Truncated`].
     /// - Otherwise as [`recv_bytes`](Receiver::recv_bytes).
     ///
     /// # Examples

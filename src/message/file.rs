@@ -138,7 +138,9 @@ impl Reader {
     /// size) and writes its payload to `out` in pieces of at most the read buffer's size.
     ///
     /// When `out` fails, the rest of the payload is still read (and dropped), so the stream
-    /// stays aligned at the next message; then `out`'s error is returned.
+    /// stays aligned at the next message; then `out`'s error is returned. When reading the
+    /// connection fails inside the payload, the stream cannot be re-aligned: that error is
+    /// returned, and every later receive fails with `Error::Truncated`.
     pub(crate) fn recv_to(&mut self, limit: u64, out: &mut dyn Write) -> Result<u64> {
         let header = self.next_header_within(limit)?;
         let len = header.payload_len();
@@ -148,12 +150,18 @@ impl Reader {
             if self.dec.buffered_len() == 0 {
                 let want = (len - done).min(self.dec.capacity() as u64) as usize;
                 let Reader { fd, dec, anc, .. } = self;
-                let n = anc.read_blocking(fd.as_fd(), dec.spare(want, want))?;
-                if n == 0 {
-                    let received = header.header_len() as u64 + done;
-                    return Err(self.dec.eof(received, header.frame_len()));
+                let read = anc.read_blocking(fd.as_fd(), dec.spare(want, want));
+                let received = header.header_len() as u64 + done;
+                match read {
+                    Ok(0) => return Err(self.dec.eof(received, header.frame_len())),
+                    Ok(n) => self.dec.filled(n),
+                    Err(e) => {
+                        // Stop the stream where it broke, so no receive reads the rest of
+                        // this payload as a message.
+                        let _ = self.dec.eof(received, header.frame_len());
+                        return Err(e);
+                    }
                 }
-                self.dec.filled(n);
             }
             let n = self.dec.buffered_len().min((len - done) as usize);
             let piece = self.dec.take(n);
@@ -181,12 +189,31 @@ impl<X> MessageReceiver<X> {
     /// Receives one message of at most `limit` bytes into a new file at `dest`, written
     /// beside it under a temporary name and renamed into place only when whole; its
     /// length.
+    ///
+    /// Every failure to make, write, sync or rename the file still consumes the message, so
+    /// the stream stays aligned: when the file cannot be created, the message is read and
+    /// dropped, and the creation error is returned (unless receiving the message fails
+    /// itself, whose error then comes first, as it says more about the connection).
     pub(crate) fn recv_file(&self, dest: &Path, limit: u64) -> Result<u64> {
-        let mut tmp = TempFile::beside(dest)?;
+        let mut tmp = match TempFile::beside(dest) {
+            Ok(tmp) => tmp,
+            Err(e) => {
+                self.recv_to(limit, &mut io::sink(), Wait::Block)?;
+                return Err(e);
+            }
+        };
         let len = self.recv_to(limit, &mut tmp.file, Wait::Block)?;
         tmp.persist(dest)?;
         Ok(len)
     }
+}
+
+/// `e`, with what was being done to which path in its message; its kind is kept.
+fn on_path(e: io::Error, what: &str, path: &Path) -> Error {
+    Error::Io(io::Error::new(
+        e.kind(),
+        format!("cannot {what} {}: {e}", path.display()),
+    ))
 }
 
 /// A temporary file beside its destination, removed when dropped unless persisted.
@@ -217,7 +244,8 @@ impl TempFile {
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)?;
+            .open(&path)
+            .map_err(|e| on_path(e, "create the temporary file", &path))?;
         Ok(TempFile {
             file,
             path,
@@ -227,8 +255,13 @@ impl TempFile {
 
     /// Syncs the file and renames it to `dest`.
     fn persist(&mut self, dest: &Path) -> Result<()> {
-        self.file.sync_all()?;
-        fs::rename(&self.path, dest)?;
+        self.file
+            .sync_all()
+            .map_err(|e| on_path(e, "sync", &self.path))?;
+        fs::rename(&self.path, dest).map_err(|e| {
+            let what = format!("rename {} to", self.path.display());
+            on_path(e, &what, dest)
+        })?;
         self.persisted = true;
         Ok(())
     }

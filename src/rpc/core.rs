@@ -12,12 +12,13 @@
 //! Lock order: `codec`, then `link`, then `state`; `state` is never held while writing or
 //! reading the connection, so a slow peer cannot keep the reader from delivering answers.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::outbox::{Entry, Limit, Outbox, Outgoing};
 use super::{Envelope, MsgId, RpcConnection};
 use crate::channel::{Receiver, Sender};
 use crate::codec::api::Codec;
@@ -47,18 +48,9 @@ pub(super) enum Answer<Resp> {
     File(u64),
 }
 
-struct Entry<Resp> {
-    kind: Kind,
-    /// The encoded envelope; taken once written unless kept for resending.
-    payload: Option<Arc<Vec<u8>>>,
-    /// A file that follows the envelope (`Push`).
-    attachment: Option<Arc<File>>,
-    answer: Option<Result<Answer<Resp>>>,
-}
-
 struct State<Resp> {
     next_seq: u64,
-    entries: BTreeMap<u64, Entry<Resp>>,
+    entries: Outbox<Resp>,
     /// Entries to write on the current connection, in order.
     unsent: VecDeque<u64>,
     connected: bool,
@@ -67,9 +59,6 @@ struct State<Resp> {
     closing: bool,
     connections: u64,
 }
-
-/// An entry's encoded envelope and the file that follows it, if any.
-type Outgoing = (Arc<Vec<u8>>, Option<Arc<File>>);
 
 /// The two halves of an rpc connection.
 pub(super) type Halves<Req, Resp, C> = (
@@ -82,6 +71,8 @@ pub(crate) struct Connector<Req, Resp, C> {
     pub(crate) connect: Box<dyn FnMut() -> Result<RpcConnection<Req, Resp, C>> + Send>,
     pub(crate) first_backoff: Duration,
     pub(crate) max_backoff: Duration,
+    /// How much the requester keeps, connected or not.
+    pub(crate) outbox: Limit,
 }
 
 pub(super) struct Shared<Req, Resp, C> {
@@ -95,7 +86,8 @@ pub(super) struct Shared<Req, Resp, C> {
 }
 
 impl<Req, Resp, C> Shared<Req, Resp, C> {
-    pub(super) fn new(codec: C, keep: bool) -> Result<Self> {
+    /// `keep`: entries survive a lost connection, within `limit`.
+    pub(super) fn new(codec: C, keep: bool, limit: Limit) -> Result<Self> {
         let mut rnd = [0u8; 8];
         getrandom::fill(&mut rnd).map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
         Ok(Shared {
@@ -104,7 +96,7 @@ impl<Req, Resp, C> Shared<Req, Resp, C> {
             codec: Mutex::new((codec, Vec::new())),
             state: Mutex::new(State {
                 next_seq: 1,
-                entries: BTreeMap::new(),
+                entries: Outbox::new(limit),
                 unsent: VecDeque::new(),
                 connected: false,
                 gone: false,
@@ -133,6 +125,7 @@ impl<Req, Resp, C> Shared<Req, Resp, C> {
             if st.gone || st.closing {
                 return Err(Error::Disconnected);
             }
+            st.entries.check_room()?;
             st.next_seq
         };
         let (c, buf) = &mut *codec;
@@ -150,8 +143,8 @@ impl<Req, Resp, C> Shared<Req, Resp, C> {
             answer: None,
         };
         let mut st = lock(&self.state);
+        st.entries.insert(seq, entry)?;
         st.next_seq += 1;
-        st.entries.insert(seq, entry);
         st.unsent.push_back(seq);
         drop(st);
         drop(codec);
@@ -189,17 +182,17 @@ impl<Req, Resp, C> Shared<Req, Resp, C> {
     fn next_unsent(&self) -> Option<Outgoing> {
         let mut st = lock(&self.state);
         while let Some(seq) = st.unsent.pop_front() {
-            let keep = self.keep;
-            let Some(entry) = st.entries.get_mut(&seq) else {
+            let Some(entry) = st.entries.get(seq) else {
                 continue; // answered or abandoned meanwhile
             };
-            let item = if keep {
+            let message = matches!(entry.kind, Kind::Message);
+            let item = if self.keep {
                 entry.payload.clone().zip(Some(entry.attachment.clone()))
             } else {
-                entry.payload.take().zip(Some(entry.attachment.take()))
+                st.entries.take_payload(seq)
             };
-            if !keep && matches!(entry.kind, Kind::Message) {
-                st.entries.remove(&seq);
+            if !self.keep && message {
+                st.entries.remove(seq);
             }
             if item.is_some() {
                 return item;
@@ -212,10 +205,10 @@ impl<Req, Resp, C> Shared<Req, Resp, C> {
     pub(super) fn wait(&self, seq: u64, deadline: Option<Instant>) -> Result<Answer<Resp>> {
         let mut st = lock(&self.state);
         loop {
-            match st.entries.get_mut(&seq).map(|e| e.answer.take()) {
+            match st.entries.get_mut(seq).map(|e| e.answer.take()) {
                 None => return Err(Error::Disconnected),
                 Some(Some(answer)) => {
-                    st.entries.remove(&seq);
+                    st.entries.remove(seq);
                     return answer;
                 }
                 Some(None) => {}
@@ -223,7 +216,7 @@ impl<Req, Resp, C> Shared<Req, Resp, C> {
             let now = Instant::now();
             st = match deadline {
                 Some(d) if now >= d => {
-                    st.entries.remove(&seq);
+                    st.entries.remove(seq);
                     return Err(Error::Timeout);
                 }
                 Some(d) => {
@@ -241,13 +234,13 @@ impl<Req, Resp, C> Shared<Req, Resp, C> {
     pub(super) fn is_answered(&self, seq: u64) -> bool {
         lock(&self.state)
             .entries
-            .get(&seq)
+            .get(seq)
             .map_or(true, |e| e.answer.is_some())
     }
 
     /// Forgets entry `seq`: its answer, if one comes, is dropped.
     pub(super) fn abandon(&self, seq: u64) {
-        lock(&self.state).entries.remove(&seq);
+        lock(&self.state).entries.remove(seq);
     }
 
     /// Waits until no message is waiting for its acknowledgement (or, without reconnecting,
@@ -255,7 +248,7 @@ impl<Req, Resp, C> Shared<Req, Resp, C> {
     pub(super) fn wait_acked(&self, deadline: Instant) -> bool {
         let mut st = lock(&self.state);
         loop {
-            let busy = st.entries.values().any(|e| matches!(e.kind, Kind::Message));
+            let busy = st.entries.has_messages();
             let now = Instant::now();
             if !busy || st.gone || st.closing {
                 return !busy;
@@ -311,8 +304,8 @@ impl<Req, Resp, C> Shared<Req, Resp, C> {
         mark(&mut st);
         st.connected = false;
         st.unsent.clear();
-        st.entries.retain(|_, e| !matches!(e.kind, Kind::Message));
-        for e in st.entries.values_mut() {
+        st.entries.drop_messages();
+        for e in st.entries.entries_mut() {
             e.answer.get_or_insert(Err(Error::Disconnected));
         }
         drop(st);
@@ -322,7 +315,8 @@ impl<Req, Resp, C> Shared<Req, Resp, C> {
 
 impl<Req, Resp, C> Shared<Req, Resp, C>
 where
-    C: Codec<Envelope<Req, Resp>> + Clone,
+    Resp: Send,
+    C: Codec<Envelope<Req, Resp>> + Clone + Send,
 {
     /// The reader thread: serves `first`, then (when reconnecting) one connection after
     /// another, until the requester is gone.
@@ -341,7 +335,7 @@ where
                 (None, None) => return,
             };
             let rx = self.install(halves);
-            self.read_until_lost(&rx);
+            self.serve_connection(&rx);
             if !self.keep {
                 self.fail_all(|st| st.gone = true);
                 return;
@@ -350,7 +344,7 @@ where
         }
     }
 
-    /// Makes `conn` the current connection and writes every entry not yet answered on it,
+    /// Makes `conn` the current connection and queues every entry not yet answered for it,
     /// in order; returns its receiving half.
     fn install(&self, (tx, rx): Halves<Req, Resp, C>) -> Receiver<Envelope<Req, Resp>, C> {
         let mut link = lock(&self.link);
@@ -358,12 +352,30 @@ where
         let mut st = lock(&self.state);
         st.connected = true;
         st.connections += 1;
-        st.unsent = st.entries.keys().copied().collect();
+        st.unsent = st.entries.seqs().collect();
         drop(st);
         drop(link);
         self.cv.notify_all();
-        let _ = self.flush(); // a write error shows as a lost connection to the reader
         rx
+    }
+
+    /// Writes what [`install`](Shared::install) queued on a thread of its own while this
+    /// one reads, until the connection is lost or the requester is gone. Written here, a
+    /// long backlog would deadlock with a peer that answers as it reads: the peer would
+    /// wait for this thread to read its answers, this thread for the peer to read.
+    fn serve_connection(&self, rx: &Receiver<Envelope<Req, Resp>, C>) {
+        std::thread::scope(|s| {
+            // A write error shows as a lost connection to the reader.
+            let backlog = std::thread::Builder::new()
+                .name("procwire-rpc-resend".into())
+                .spawn_scoped(s, || drop(self.flush()));
+            if backlog.is_err() {
+                let _ = self.flush(); // no thread: write it here, as best we can
+            }
+            self.read_until_lost(rx);
+            // Wake a backlog write that still waits for a peer that does not read.
+            let _ = rustix::net::shutdown(rx, rustix::net::Shutdown::Both);
+        });
     }
 
     /// The connection is lost: every entry goes out again on the next one.
@@ -442,8 +454,8 @@ where
             Envelope::File { id } => return self.receive_file(rx, id),
             Envelope::Ack { id } if id.session == self.session => {
                 let mut st = lock(&self.state);
-                if matches!(st.entries.get(&id.seq), Some(e) if matches!(e.kind, Kind::Message)) {
-                    st.entries.remove(&id.seq);
+                if matches!(st.entries.get(id.seq), Some(e) if matches!(e.kind, Kind::Message)) {
+                    st.entries.remove(id.seq);
                 }
                 drop(st);
                 self.cv.notify_all();
@@ -462,7 +474,7 @@ where
         let kind = match id.session == self.session {
             true => lock(&self.state)
                 .entries
-                .get(&id.seq)
+                .get(id.seq)
                 .map(|e| e.kind.clone()),
             false => None,
         };
@@ -492,7 +504,7 @@ where
             return;
         }
         let mut st = lock(&self.state);
-        if let Some(e) = st.entries.get_mut(&id.seq) {
+        if let Some(e) = st.entries.get_mut(id.seq) {
             if !matches!(e.kind, Kind::Message) && e.answer.is_none() {
                 e.answer = Some(answer);
             }

@@ -76,6 +76,7 @@ use crate::Postcard;
 
 mod core;
 mod dispatch;
+mod outbox;
 mod reconnect;
 mod requester;
 mod serve;

@@ -6,7 +6,8 @@
 //! authenticating again when it has a key — with exponential backoff, and writes what it
 //! kept, in its original order, before anything newer.
 //!
-//! What is resent and what may arrive twice is documented on [`ReconnectBuilder`].
+//! What is resent and what may arrive twice, and the bound on what it keeps, are
+//! documented on [`ReconnectBuilder`].
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use crate::address::Address;
 use crate::client::ClientBuilder;
 use crate::codec::api::Codec;
 use crate::error::{Error, Result};
+use crate::rpc::outbox::Limit;
 use crate::rpc::{Envelope, Requester};
 #[cfg(feature = "postcard")]
 use crate::Postcard;
@@ -52,9 +54,22 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// by handling it again when that is harmless. A restarted client process draws a new
 /// session number, so its ids never collide with those of its previous life.
 ///
-/// Messages and requests given to the requester while it is disconnected wait in memory
-/// (unbounded) until the next connection. Dropping the last requester clone abandons what
-/// is still unacknowledged; [`Requester::flush`] waits for it first.
+/// # The outbox: bounded
+///
+/// What the requester keeps — messages until acknowledged, requests until answered or
+/// given up — waits in memory, also while it is disconnected. That outbox holds at most
+/// [`DEFAULT_OUTBOX_MESSAGES`](ReconnectBuilder::DEFAULT_OUTBOX_MESSAGES) messages and
+/// requests, whose encoded envelopes hold at most
+/// [`DEFAULT_OUTBOX_BYTES`](ReconnectBuilder::DEFAULT_OUTBOX_BYTES) bytes;
+/// [`outbox`](ReconnectBuilder::outbox) changes both. A call that does not fit fails at
+/// once with [`Error::Io`] of kind [`WouldBlock`](std::io::ErrorKind::WouldBlock) and
+/// queues nothing: it never blocks, and never drops what is already queued. Room comes
+/// back as the peer acknowledges and answers; [`Requester::flush`] waits for that.
+/// Attached files ([`push_file`](Requester::push_file)) count as one entry each, not by
+/// their size: they stay on disk.
+///
+/// Dropping the last requester clone abandons what is still unacknowledged;
+/// [`Requester::flush`] waits for it first.
 ///
 /// # Examples
 ///
@@ -84,9 +99,16 @@ pub struct ReconnectBuilder {
     addr: Address,
     first_backoff: Duration,
     max_backoff: Duration,
+    outbox: Limit,
 }
 
 impl ReconnectBuilder {
+    /// The default bound on the messages and requests a requester keeps: 10,000.
+    pub const DEFAULT_OUTBOX_MESSAGES: usize = 10_000;
+
+    /// The default bound on the bytes of the encoded envelopes a requester keeps: 16 MiB.
+    pub const DEFAULT_OUTBOX_BYTES: usize = 16 << 20;
+
     /// Connects (and reconnects) to `addr` with the options of `client`: key, timeouts,
     /// TCP keepalive, maximum message size. Keep its connect timeout short: the reader
     /// thread notices that its requester is gone only between attempts.
@@ -104,7 +126,45 @@ impl ReconnectBuilder {
             addr: addr.try_into()?,
             first_backoff: DEFAULT_FIRST_BACKOFF,
             max_backoff: DEFAULT_MAX_BACKOFF,
+            outbox: Limit {
+                messages: Self::DEFAULT_OUTBOX_MESSAGES,
+                bytes: Self::DEFAULT_OUTBOX_BYTES,
+            },
         })
+    }
+
+    /// Bounds what the requester keeps (its outbox, connected or not): at most `messages`
+    /// messages and requests, whose encoded envelopes hold at most `bytes` bytes
+    /// ([`DEFAULT_OUTBOX_MESSAGES`](ReconnectBuilder::DEFAULT_OUTBOX_MESSAGES),
+    /// [`DEFAULT_OUTBOX_BYTES`](ReconnectBuilder::DEFAULT_OUTBOX_BYTES) unless set). A
+    /// call past either bound fails with [`Error::Io`] of kind
+    /// [`WouldBlock`](std::io::ErrorKind::WouldBlock); see
+    /// [the outbox](ReconnectBuilder#the-outbox-bounded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use procwire::{Client, Error};
+    /// use procwire::rpc::ReconnectBuilder;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("procwire-doc-ob-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let nobody_listens = dir.join("down.sock");
+    /// let requester = ReconnectBuilder::new(Client::builder(), nobody_listens.as_path())?
+    ///     .outbox(2, 1 << 20)
+    ///     .start::<u32, u32>()?;
+    /// requester.send(1)?;
+    /// requester.send(2)?; // both wait for a server
+    /// let Err(Error::Io(full)) = requester.send(3) else { panic!("queued past the bound") };
+    /// assert_eq!(full.kind(), ErrorKind::WouldBlock);
+    /// # drop(requester);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn outbox(mut self, messages: usize, bytes: usize) -> Self {
+        self.outbox = Limit { messages, bytes };
+        self
     }
 
     /// The pause after the first failed attempt, doubled after each further failure up to
@@ -149,12 +209,14 @@ impl ReconnectBuilder {
             addr,
             first_backoff,
             max_backoff,
+            outbox,
         } = self;
         let conn_codec = codec.clone();
         let connector = crate::rpc::Connector {
             connect: Box::new(move || client.connect_with(addr.clone(), conn_codec.clone())),
             first_backoff,
             max_backoff,
+            outbox,
         };
         Requester::spawn(None, Some(connector), codec)
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::core::{Answer, Connector, Halves, Kind, Shared};
+use super::outbox::Limit;
 use super::{Envelope, MsgId, RpcConnection};
 #[allow(unused_imports)] // for intra-doc links
 use crate::channel::{Receiver, Sender};
@@ -116,7 +117,11 @@ where
         connector: Option<Connector<Req, Resp, C>>,
         codec: C,
     ) -> Result<Self> {
-        let shared = Arc::new(Shared::new(codec, connector.is_some())?);
+        let (keep, limit) = match &connector {
+            Some(connector) => (true, connector.outbox),
+            None => (false, Limit::NONE),
+        };
+        let shared = Arc::new(Shared::new(codec, keep, limit)?);
         let reader = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("procwire-rpc-reader".into())
@@ -137,6 +142,11 @@ where
     /// - [`Error::Encode`] when the codec refuses the message; nothing was sent.
     /// - [`Error::Disconnected`] when the connection is gone (never, when reconnecting), or
     ///   the write error that found it gone.
+    /// - When reconnecting, [`Error::Io`] of kind
+    ///   [`WouldBlock`](std::io::ErrorKind::WouldBlock) when the outbox is full
+    ///   ([`ReconnectBuilder::outbox`](crate::rpc::ReconnectBuilder::outbox)), of kind
+    ///   [`InvalidInput`](std::io::ErrorKind::InvalidInput) when this envelope alone is
+    ///   larger than its byte bound; nothing was queued, and what was queued before stays.
     pub fn send(&self, msg: Req) -> Result<MsgId> {
         let shared = &self.handle.shared;
         let seq = shared.submit(Kind::Message, None, |id| Envelope::Message {

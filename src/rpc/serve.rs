@@ -3,8 +3,10 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
-use std::sync::{mpsc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use super::core::lock;
 use super::{Envelope, MsgId, RemoteError, Reply, RpcConnection};
@@ -221,9 +223,22 @@ where
 /// Requests with a pushed file are handled on the receiving thread, which must read the
 /// file before the next request.
 ///
+/// It returns once the receiving thread and every worker have stopped, and it never
+/// outlives a peer that is gone: when the peer closes the connection, the workers answer
+/// what was already queued, then stop. When sending an answer fails (for example the peer
+/// exited without reading its answers), that worker shuts the connection down in both
+/// directions (sockets; a FIFO pair ends when the peer closes its end), the other workers
+/// take no new request, and the receiving thread stops at once, also when it was waiting
+/// for room in the full queue of requests or for the next message.
+///
 /// # Errors
 ///
-/// As [`serve`].
+/// The first failure, whichever thread met it:
+///
+/// - a receive error other than [`Error::Disconnected`] and [`Error::Decode`] (for
+///   example [`Error::Truncated`]: the peer vanished inside a message);
+/// - a send error other than one that means the peer is gone
+///   ([`is_disconnected`](Error::is_disconnected)), which ends the loop with `Ok`.
 ///
 /// # Examples
 ///
@@ -256,44 +271,96 @@ where
     R: Into<Reply<Resp>>,
     E: fmt::Display,
 {
-    let (jobs, queue) = mpsc::sync_channel::<(MsgId, Req, bool)>(workers.max(1) * 2);
-    let (queue, write, failed) = (Mutex::new(queue), Mutex::new(()), Mutex::new(None));
-    let (queue, write, failed, handler) = (&queue, &write, &failed, &handler);
-    let read = std::thread::scope(move |s| {
-        for _ in 0..workers.max(1) {
-            s.spawn(move || {
-                loop {
-                    // Not in a `while let`: the lock must be released before handling.
-                    let job = lock(queue).recv();
-                    let Ok((id, body, reply)) = job else { return };
-                    let result = handler(Call {
-                        id,
-                        body,
-                        file: None,
-                    });
-                    let _write = lock(write);
-                    if let Err(e) = answer(conn, id, reply, result) {
-                        lock(failed).get_or_insert(e);
-                        return;
-                    }
-                }
-            });
+    let workers = workers.max(1);
+    let (jobs, queue) = mpsc::sync_channel::<Job<Req>>(workers * 2);
+    // Each worker holds the queue; when the last one stops, the queue is dropped and a
+    // send of the receiving thread fails, even one already waiting for room.
+    let queue = Arc::new(Mutex::new(queue));
+    let state = Shared {
+        write: Mutex::new(()),
+        stopped: AtomicBool::new(false),
+        first: Mutex::new(None),
+    };
+    let (shared, handler) = (&state, &handler);
+    std::thread::scope(move |s| {
+        for _ in 0..workers {
+            let queue = Arc::clone(&queue);
+            s.spawn(move || work(conn, &queue, shared, handler));
         }
-        read_calls(conn, &jobs, write, handler)
+        drop(queue);
+        let read = read_calls(conn, jobs, &shared.write, handler);
+        shared.end(read);
     });
-    read?;
-    let failed = lock(failed).take();
-    match failed {
-        Some(e) if !e.is_disconnected() => Err(e),
-        _ => Ok(()),
+    let first = state.first.into_inner();
+    first
+        .unwrap_or_else(PoisonError::into_inner)
+        .unwrap_or(Ok(()))
+}
+
+/// A call for a worker: its id, its body, whether it wants an answer (a request).
+type Job<Req> = (MsgId, Req, bool);
+
+/// What the threads of [`serve_concurrent`] share.
+struct Shared {
+    /// Held while an answer is written, so that frames never interleave.
+    write: Mutex<()>,
+    /// Set when a worker's send failed: the other workers take no new job.
+    stopped: AtomicBool,
+    /// The outcome, decided by the first thread that ends with one; later failures are
+    /// its consequences.
+    first: Mutex<Option<Result<()>>>,
+}
+
+impl Shared {
+    /// Records `outcome` unless an earlier one was recorded.
+    fn end(&self, outcome: Result<()>) {
+        lock(&self.first).get_or_insert(outcome);
+    }
+
+    /// A worker's send failed: stop the others, and shut the connection down so that the
+    /// receiving thread, if it waits for a message, wakes with the end of the stream.
+    fn send_failed<T: AsFd>(&self, conn: &T, e: Error) {
+        self.end(if e.is_disconnected() { Ok(()) } else { Err(e) });
+        self.stopped.store(true, Ordering::Release);
+        // Fails harmlessly (ENOTSOCK) on a FIFO pair.
+        let _ = rustix::net::shutdown(conn, rustix::net::Shutdown::Both);
+    }
+}
+
+/// A worker of [`serve_concurrent`]: handles queued calls and answers them until the queue
+/// is closed or a send fails.
+fn work<Req, Resp, C, R, E>(
+    conn: &RpcConnection<Req, Resp, C>,
+    queue: &Mutex<mpsc::Receiver<Job<Req>>>,
+    shared: &Shared,
+    handler: &impl Fn(Call<'_, Req>) -> Result<R, E>,
+) where
+    C: Codec<Envelope<Req, Resp>>,
+    R: Into<Reply<Resp>>,
+    E: fmt::Display,
+{
+    loop {
+        // Not in a `while let`: the lock must be released before handling.
+        let job = lock(queue).recv();
+        let Ok((id, body, reply)) = job else { return };
+        if shared.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let file = None;
+        let result = handler(Call { id, body, file });
+        let _write = lock(&shared.write);
+        if let Err(e) = answer(conn, id, reply, result) {
+            shared.send_failed(conn, e);
+            return;
+        }
     }
 }
 
 /// The receiving thread of [`serve_concurrent`]: queues calls for the workers, handles
-/// pushes itself.
+/// pushes itself; ends when the peer closes the connection or every worker stopped.
 fn read_calls<Req, Resp, C, R, E>(
     conn: &RpcConnection<Req, Resp, C>,
-    jobs: &mpsc::SyncSender<(MsgId, Req, bool)>,
+    jobs: mpsc::SyncSender<Job<Req>>,
     write: &Mutex<()>,
     handler: &impl Fn(Call<'_, Req>) -> Result<R, E>,
 ) -> Result<()>
