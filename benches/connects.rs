@@ -69,6 +69,8 @@
 //! `polling` wait (setting its timerfd, `epoll_wait`, reading its notifier, and two
 //! `epoll_ctl` re-arms), and the handshake reads each frame's header and body apart.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Lines, Read, Write};
 use std::net::SocketAddr;
@@ -77,6 +79,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+use support::pin_current_thread;
 
 use procwire::{Client, ClientBuilder, Connection, Listener};
 use rustix::event::{poll, PollFd, PollFlags};
@@ -743,25 +746,4 @@ fn raise_nofile_limit() {
     if let Err(e) = setrlimit(Resource::Nofile, limit) {
         eprintln!("cannot raise RLIMIT_NOFILE: {e}");
     }
-}
-
-/// Pins the calling thread, and the threads it starts later, to `cpu`.
-// `sched_setaffinity` has no safe wrapper among the dependencies (rustix's needs its
-// `thread` feature, which the crate does not enable).
-#[allow(unsafe_code)]
-fn pin_current_thread(cpu: usize) {
-    assert!(cpu < libc::CPU_SETSIZE as usize, "cpu {cpu} out of range");
-    // SAFETY: `cpu_set_t` is a plain bit array; all-zero bytes are a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu < CPU_SETSIZE`, checked above, so the bit lies inside `set`.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: pid 0 is the calling thread; `set` is an initialised `cpu_set_t` of the size
-    // passed, and the kernel only reads it.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    assert_eq!(
-        rc,
-        0,
-        "sched_setaffinity(cpu {cpu}): {}",
-        io::Error::last_os_error()
-    );
 }

@@ -23,11 +23,14 @@
 //!   message, against `write_all` / `read_exact` of the same bytes and a one-byte
 //!   acknowledgement on a socketpair.
 
+mod support;
+
 use std::hint::black_box;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+use support::pin_current_thread;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
@@ -38,27 +41,6 @@ const CORES_ENV: &str = "PROCWIRE_BENCH_CORES";
 /// Whether the measuring thread and its peer are pinned to different cores.
 fn split_cores() -> bool {
     std::env::var(CORES_ENV).is_ok_and(|v| v == "split")
-}
-
-/// Pins the calling thread to `cpu`.
-// `sched_setaffinity` has no safe wrapper among the dependencies (rustix's needs its
-// `thread` feature, which the crate does not enable).
-#[allow(unsafe_code)]
-fn pin_current_thread(cpu: usize) {
-    assert!(cpu < libc::CPU_SETSIZE as usize, "cpu {cpu} out of range");
-    // SAFETY: `cpu_set_t` is a plain bit array; all-zero bytes are a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu < CPU_SETSIZE`, checked above, so the bit lies inside `set`.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: pid 0 is the calling thread; `set` is an initialised `cpu_set_t` of the size
-    // passed, and the kernel only reads it.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    assert_eq!(
-        rc,
-        0,
-        "sched_setaffinity(cpu {cpu}): {}",
-        io::Error::last_os_error()
-    );
 }
 
 /// Pins the measuring thread to CPU 0 in `split` mode; otherwise leaves the inherited
