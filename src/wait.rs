@@ -170,7 +170,7 @@ impl<'a> WaitSource<'a> {
 
     /// After the kernel reported the descriptor readable: whether the source is ready.
     fn read_now(&self) -> bool {
-        self.probe.map_or(true, |p| p.read_now())
+        self.probe.is_none_or(|p| p.read_now())
     }
 }
 

@@ -377,7 +377,7 @@ mod pickle_hostile {
     #[test]
     fn deeply_nested_pickles_are_refused_without_overflowing_the_stack() {
         let mut p = vec![0x80, 3, b'N'];
-        p.extend(std::iter::repeat(0x85).take(200_000)); // TUPLE1
+        p.extend(std::iter::repeat_n(0x85, 200_000)); // TUPLE1
         p.push(b'.');
         assert!(decode_error(&p).contains("128-level"));
     }

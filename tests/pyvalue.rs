@@ -244,7 +244,7 @@ fn protocol_0_and_python_2_opcodes_decode() {
     assert_eq!(decode(p).unwrap(), want);
     // A decimal int longer than CPython's 4300-digit limit is refused.
     let mut long = b"L".to_vec();
-    long.extend(std::iter::repeat(b'9').take(5000));
+    long.extend(std::iter::repeat_n(b'9', 5000));
     long.extend_from_slice(b"L\n.");
     assert!(decode(&long).unwrap_err().to_string().contains("4300"));
 }

@@ -364,7 +364,7 @@ fn recv_handshake<T: MessageIo + ?Sized>(io: &T, deadline: Option<Instant>) -> R
             break;
         }
         // A wait may end a little early (timer granularity): only the deadline counts.
-        if deadline.map_or(true, |d| Instant::now() >= d) {
+        if deadline.is_none_or(|d| Instant::now() >= d) {
             return Err(Error::Timeout);
         }
     }

@@ -38,7 +38,7 @@ pub(super) const LEGACY_CHALLENGE_80: &str =
     "0000001f234348414c4c454e474523808182838485868788898a8b8c8d8e8f90919293";
 
 pub(super) fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex string");
+    assert!(s.len().is_multiple_of(2), "odd hex string");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))

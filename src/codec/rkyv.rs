@@ -118,7 +118,7 @@ impl fmt::Debug for Rkyv {
 }
 
 fn is_aligned(bytes: &[u8]) -> bool {
-    bytes.as_ptr() as usize % ALIGN == 0
+    (bytes.as_ptr() as usize).is_multiple_of(ALIGN)
 }
 
 impl<T> Encode<T> for Rkyv

@@ -235,7 +235,7 @@ impl<Req, Resp, C> Shared<Req, Resp, C> {
         lock(&self.state)
             .entries
             .get(seq)
-            .map_or(true, |e| e.answer.is_some())
+            .is_none_or(|e| e.answer.is_some())
     }
 
     /// Forgets entry `seq`: its answer, if one comes, is dropped.

@@ -564,7 +564,7 @@ impl<'a> Machine<'a> {
 
 /// Key-value pairs from a flat list; keys must be hashable.
 fn pairs(items: Vec<PyValue>) -> Result<Vec<(PyValue, PyValue)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return err("the pickle sets a dict key without a value");
     }
     let mut out = Vec::with_capacity(items.len() / 2);

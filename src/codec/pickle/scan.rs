@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn deep_tuples_are_refused() {
         let mut body = vec![b'N'];
-        body.extend(std::iter::repeat(0x85).take(129));
+        body.extend(std::iter::repeat_n(0x85, 129));
         let err = scan(&pickle(&body), LIMITS).unwrap_err();
         assert!(err.contains("128-level"), "{err}");
         body.truncate(129);

@@ -72,7 +72,10 @@ pub(super) fn raw_unicode_escape(line: &[u8]) -> Option<String> {
             Some(b'U') if run % 2 == 1 => 8,
             _ => 0,
         };
-        out.extend(std::iter::repeat('\\').take(if escape > 0 { run - 1 } else { run }));
+        out.extend(std::iter::repeat_n(
+            '\\',
+            if escape > 0 { run - 1 } else { run },
+        ));
         if escape > 0 {
             let hex = std::str::from_utf8(line.get(i + 1..i + 1 + escape)?).ok()?;
             if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -123,8 +123,7 @@ fn the_end_inside_a_frame_is_a_sticky_truncation_with_exact_counts() {
 #[test]
 fn extending_past_a_buffer_full_of_untaken_messages_keeps_every_byte() {
     let one = frame(&[1; 100]);
-    let wire: Vec<u8> = std::iter::repeat(one.clone())
-        .take(READ_BUF / 100 + 10)
+    let wire: Vec<u8> = std::iter::repeat_n(one.clone(), READ_BUF / 100 + 10)
         .flatten()
         .collect();
     let mut d = FrameDecoder::new();
