@@ -166,10 +166,7 @@ impl Error {
         let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
         while let Some(err) = next {
             if let Some(io) = err.downcast_ref::<io::Error>() {
-                if matches!(
-                    io.raw_os_error(),
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                ) {
+                if is_exhaustion(io) {
                     return true;
                 }
                 // An `io::Error` made with `io::Error::new` hides its payload from
@@ -183,6 +180,15 @@ impl Error {
         }
         false
     }
+}
+
+/// Whether `e` itself is the operating system running out of descriptors or memory
+/// (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`); see [`Error::is_resource_exhausted`].
+pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 impl fmt::Display for Error {

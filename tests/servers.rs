@@ -403,16 +403,7 @@ fn no_descriptor_is_accepted_before_authentication() {
         // The attacker's socket, its /dev/null and the pending handshake: nothing else.
         assert!(peak <= baseline + 3, "peak {peak}, baseline {baseline}");
         // A good client is still served.
-        let server = {
-            let listener = listener.clone();
-            thread::spawn(move || listener.accept::<u8, u8>().unwrap().send(&7).unwrap())
-        };
-        let conn: Connection<u8, u8> = Client::builder()
-            .authkey(KEY)
-            .connect(path.to_str().unwrap())
-            .unwrap();
-        assert_eq!(conn.recv_timeout(SOON).unwrap(), 7);
-        server.join().unwrap();
+        assert_serves_a_good_client(&listener, path.to_str().unwrap(), 7);
     });
 }
 
@@ -477,17 +468,19 @@ fn descriptors_for_an_unfinished_frame_are_capped_after_authentication() {
             open_fds().len()
         );
         // The listener serves on.
-        let server = {
-            let listener = listener.clone();
-            thread::spawn(move || listener.accept::<u8, u8>().unwrap().send(&9).unwrap())
-        };
-        let conn: Connection<u8, u8> = Client::builder()
-            .authkey(KEY)
-            .connect(path.to_str().unwrap())
-            .unwrap();
-        assert_eq!(conn.recv_timeout(SOON).unwrap(), 9);
-        server.join().unwrap();
+        assert_serves_a_good_client(&listener, path.to_str().unwrap(), 9);
     });
+}
+
+/// A keyed client of `listener` at `addr` is accepted and receives `value`.
+fn assert_serves_a_good_client(listener: &Arc<Listener>, addr: &str, value: u8) {
+    let server = {
+        let listener = listener.clone();
+        thread::spawn(move || listener.accept::<u8, u8>().unwrap().send(&value).unwrap())
+    };
+    let conn: Connection<u8, u8> = Client::builder().authkey(KEY).connect(addr).unwrap();
+    assert_eq!(conn.recv_timeout(SOON).unwrap(), value);
+    server.join().unwrap();
 }
 
 fn tempdir(tag: &str) -> std::path::PathBuf {

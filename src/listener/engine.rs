@@ -549,7 +549,7 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// The error `accept` reports when `accept(2)` failed for the endpoint itself.
 fn exhausted(e: io::Error, pause: Duration) -> Error {
     let kind = e.kind();
-    let what = if transport::is_exhaustion(&e) {
+    let what = if crate::error::is_exhaustion(&e) {
         "out of descriptors or memory"
     } else {
         "failed"

@@ -65,12 +65,6 @@ fn open(path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
     )
 }
 
-fn set_blocking(fd: &OwnedFd) -> Result<()> {
-    let flags = rustix::fs::fcntl_getfl(fd)?;
-    rustix::fs::fcntl_setfl(fd, flags - OFlags::NONBLOCK)?;
-    Ok(())
-}
-
 fn is_fifo(path: &Path) -> Result<Option<bool>> {
     match rustix::fs::lstat(path) {
         Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode) == FileType::Fifo)),
@@ -346,8 +340,8 @@ pub(crate) fn connect(path: &Path, deadline: Instant) -> Result<FifoPair> {
             }
         })?;
         let write = retry(path, deadline, || open(&c2s, OFlags::WRONLY))?;
-        set_blocking(&read)?;
-        set_blocking(&write)?;
+        super::set_blocking(read.as_fd(), true)?;
+        super::set_blocking(write.as_fd(), true)?;
         Ok(FifoPair { read, write })
     })();
     remove_pair(&c2s);

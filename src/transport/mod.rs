@@ -13,7 +13,7 @@
 //!    address when the operating system gives one, telling apart the three outcomes a
 //!    server must treat differently ([`Accepted`]): a client, nothing yet, or one client's
 //!    failure; an error is the endpoint's own (descriptors exhausted, see
-//!    [`is_exhaustion`]). The listening descriptor is non-blocking; the layer above waits
+//!    `error::is_exhaustion`). The listening descriptor is non-blocking; the layer above waits
 //!    for it with `polling`.
 //! 3. **Connect** before a deadline ([`connect`]), retrying where the family allows (a Unix
 //!    socket or FIFO that does not exist yet), failing at once where it does not (a refused
@@ -128,16 +128,6 @@ pub(crate) enum Accepted {
     Failed(Error),
 }
 
-/// Whether `e` is `accept(2)` running out of descriptors or memory: an error that passes
-/// by itself once some are freed, and that a caller should wait out rather than retry at
-/// once (the listening socket stays readable, so retrying spins).
-pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
-}
-
 /// Errors of `accept(2)` that concern the one connection it tried to take: Linux reports
 /// pending network errors of the new socket through `accept`, and `accept(2)` says to treat
 /// them like `EAGAIN`.
@@ -236,7 +226,7 @@ impl Bound {
     ///
     /// # Errors
     ///
-    /// Only errors of the endpoint itself: [`is_exhaustion`] tells apart the ones that pass
+    /// Only errors of the endpoint itself: `error::is_exhaustion` tells apart the ones that pass
     /// when descriptors or memory are freed (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`).
     /// Errors that concern one client (it reset the connection before it was accepted, a
     /// garbled FIFO announcement) are [`Accepted::Failed`].
