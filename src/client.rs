@@ -58,12 +58,12 @@ impl Client {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `connect` is called"]
 pub struct ClientBuilder {
-    authkey: Option<AuthKey>,
-    connect_timeout: Duration,
-    handshake_timeout: Duration,
-    nodelay: bool,
-    keepalive: Option<TcpKeepalive>,
-    max_message_size: u64,
+    pub(crate) authkey: Option<AuthKey>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) nodelay: bool,
+    pub(crate) keepalive: Option<TcpKeepalive>,
+    pub(crate) max_message_size: u64,
 }
 
 impl Default for ClientBuilder {

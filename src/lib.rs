@@ -9,6 +9,10 @@ compile_error!(
 // The layers, lowest first; a module imports only those above it in this list (see
 // README.md, "Architecture").
 mod address;
+#[cfg(any(feature = "tokio", feature = "async-io"))]
+pub mod aio;
+#[cfg(feature = "async-io")]
+pub mod async_io;
 pub mod auth;
 mod channel;
 mod client;
@@ -21,6 +25,8 @@ mod process;
 pub mod rpc;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod shm;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod transport;
 mod wait;
 

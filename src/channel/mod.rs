@@ -36,9 +36,9 @@ pub use self::pairs::{duplex, pipe};
 pub use self::pairs::{duplex_with, pipe_with};
 
 /// A typed sender's state beside its writer: the codec and the reused encode buffer.
-struct Encoder<C> {
-    codec: C,
-    buf: Vec<u8>,
+pub(crate) struct Encoder<C> {
+    pub(crate) codec: C,
+    pub(crate) buf: Vec<u8>,
 }
 
 /// The instant `timeout` from now; `None` when it is too far away to represent.
@@ -73,6 +73,19 @@ pub struct Sender<T, #[cfg(feature = "postcard")] C = Postcard, #[cfg(not(featur
 }
 
 impl<T, C> Sender<T, C> {
+    /// Takes the sender apart (for the async drivers): descriptor, writer, encoder.
+    pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Writer, Encoder<C>) {
+        self.io.into_parts()
+    }
+
+    /// Puts a sender back together from [`into_parts`](Sender::into_parts).
+    pub(crate) fn from_parts(fd: Arc<OwnedFd>, writer: Writer, encoder: Encoder<C>) -> Self {
+        Sender {
+            io: MessageSender::from_parts(fd, writer, encoder),
+            _marker: PhantomData,
+        }
+    }
+
     pub(crate) fn from_fd(fd: Arc<OwnedFd>, kind: Kind, codec: C) -> Self {
         let encoder = Encoder {
             codec,
@@ -205,6 +218,19 @@ pub struct Receiver<
 }
 
 impl<T, C> Receiver<T, C> {
+    /// Takes the receiver apart (for the async drivers): descriptor, kind, reader, codec.
+    pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Kind, Reader, C) {
+        self.io.into_parts()
+    }
+
+    /// Puts a receiver back together from [`into_parts`](Receiver::into_parts).
+    pub(crate) fn from_parts(fd: Arc<OwnedFd>, kind: Kind, reader: Reader, codec: C) -> Self {
+        Receiver {
+            io: MessageReceiver::from_parts(fd, kind, reader, codec),
+            _marker: PhantomData,
+        }
+    }
+
     pub(crate) fn from_fd(fd: Arc<OwnedFd>, kind: Kind, codec: C) -> Self {
         Receiver {
             io: MessageReceiver::new(fd, kind, codec),
@@ -514,6 +540,11 @@ impl<S, R, C: Clone> Connection<S, R, C> {
 }
 
 impl<S, R, C> Connection<S, R, C> {
+    /// A connection of two halves over one stream (for the async drivers).
+    pub(crate) fn from_halves(tx: Sender<S, C>, rx: Receiver<R, C>) -> Self {
+        Connection { tx, rx }
+    }
+
     /// The sending half, borrowed: every method of [`Sender`] is also a method of
     /// `Connection` (see below); this reaches the half itself, for code written against
     /// [`Sender`].

@@ -250,6 +250,19 @@ impl FrameDecoder {
         &self.buf[start..self.pos]
     }
 
+    /// Puts `parts` back in front of the buffered bytes, as if they had not been taken:
+    /// the start of a frame whose receive was abandoned part-way. Rare (an async receive
+    /// dropped mid-message), so it may move and grow the buffer.
+    pub(crate) fn unread(&mut self, parts: &[&[u8]]) {
+        let rest = self.buffered().to_vec();
+        self.pos = 0;
+        self.end = 0;
+        for part in parts {
+            self.extend_from_slice(part);
+        }
+        self.extend_from_slice(&rest);
+    }
+
     /// Copies buffered bytes into `dst`, as many as fit, and consumes them; the count.
     pub(crate) fn copy_out(&mut self, dst: &mut [u8]) -> usize {
         let n = self.buffered_len().min(dst.len());

@@ -514,6 +514,24 @@ impl Listener {
         Ok(next.map(|(stream, peer)| self.connection(stream, peer, codec)))
     }
 
+    /// [`try_accept`](Listener::try_accept)'s stream, before it becomes a connection (for
+    /// the async drivers), with the maximum message size it gets.
+    pub(crate) fn try_accept_stream(&self) -> Result<Option<(Stream, u64)>> {
+        let Some((stream, peer)) = self.engine().try_next(&self.bound)? else {
+            return Ok(None);
+        };
+        *self
+            .last_accepted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = peer;
+        Ok(Some((stream, self.config.max_message_size)))
+    }
+
+    /// The poller's descriptor: readable when the listener has something to do.
+    pub(crate) fn poller_fd(&self) -> BorrowedFd<'_> {
+        self.poller.as_fd()
+    }
+
     /// How many clients are in the middle of their handshake now.
     pub fn pending_handshakes(&self) -> usize {
         self.engine().pending()

@@ -274,6 +274,46 @@ fn cannot_carry(kind: Kind) -> Option<&'static str> {
 }
 
 impl Writer {
+    /// Checks that `fds` can go with one message on this connection.
+    ///
+    /// Errors: [`Error::Descriptors`] when there are more than [`MAX_FDS_PER_MESSAGE`] or
+    /// the connection cannot carry descriptors.
+    pub(crate) fn check_fds(&self, fds: &[BorrowedFd<'_>]) -> Result<()> {
+        if fds.len() > MAX_FDS_PER_MESSAGE {
+            return Err(Error::Descriptors(format!(
+                "{} descriptors exceed the {MAX_FDS_PER_MESSAGE} one message can carry",
+                fds.len()
+            )));
+        }
+        match cannot_carry(self.kind) {
+            Some(why) if !fds.is_empty() => Err(Error::Descriptors(why.into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`try_write`](Writer::try_write) of a frame with `fds` attached to its first byte
+    /// (checked with [`check_fds`](Writer::check_fds) first): the first write carries them,
+    /// the rest of the frame follows as plain bytes.
+    pub(crate) fn try_write_fds(
+        &self,
+        header: &[u8],
+        payload: &[u8],
+        fds: &[BorrowedFd<'_>],
+        sent: &mut usize,
+    ) -> Result<bool> {
+        if *sent == 0 && !fds.is_empty() {
+            let iov = [IoSlice::new(header), IoSlice::new(payload)];
+            match self.send_first(&iov, fds, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+                Ok(n) => *sent = n,
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Ok(false)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.try_write(header, payload, sent)
+    }
+
     /// Sends one frame with `fds` attached to its first byte; see the module docs.
     ///
     /// Without descriptors this is `send_frame`, on any transport.
@@ -301,7 +341,7 @@ impl Writer {
         self.finish_unsent()?;
         let header = Header::for_payload(payload.len() as u64).encode();
         let iov = [IoSlice::new(&header), IoSlice::new(payload)];
-        let sent = self.send_first(&iov, fds)?;
+        let sent = self.send_first(&iov, fds, SendFlags::NOSIGNAL)?;
         let mut rest = iov;
         let mut rest = &mut rest[..];
         IoSlice::advance_slices(&mut rest, sent);
@@ -310,7 +350,12 @@ impl Writer {
 
     /// One `sendmsg` of `iov` with `fds`, retried if a signal interrupts it before
     /// anything is sent; returns the bytes the kernel took (at least one).
-    fn send_first(&self, iov: &[IoSlice<'_>], fds: &[BorrowedFd<'_>]) -> Result<usize> {
+    fn send_first(
+        &self,
+        iov: &[IoSlice<'_>],
+        fds: &[BorrowedFd<'_>],
+        flags: SendFlags,
+    ) -> Result<usize> {
         let mut space = [MaybeUninit::uninit(); CONTROL_LEN];
         let mut control = SendAncillaryBuffer::new(&mut space);
         if !control.push(SendAncillaryMessage::ScmRights(fds)) {
@@ -319,7 +364,7 @@ impl Writer {
             ));
         }
         loop {
-            match rustix::net::sendmsg(self.fd.as_fd(), iov, &mut control, SendFlags::NOSIGNAL) {
+            match rustix::net::sendmsg(self.fd.as_fd(), iov, &mut control, flags) {
                 Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
                 Ok(n) => return Ok(n),
                 Err(Errno::INTR) => {}

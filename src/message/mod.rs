@@ -27,8 +27,8 @@ mod nonblocking;
 mod reader;
 mod writer;
 
-pub(crate) use self::nonblocking::remaining;
-pub(crate) use self::reader::Reader;
+pub(crate) use self::nonblocking::{remaining, wait_fd};
+pub(crate) use self::reader::{Progress, Reader};
 pub(crate) use self::writer::Writer;
 
 /// A destination for a payload that grows as the payload arrives (see
@@ -134,6 +134,22 @@ impl<X> MessageSender<X> {
     /// Whether a frame that a deadline interrupted still has bytes to send.
     pub(crate) fn has_unsent(&self) -> bool {
         self.lock().writer.has_unsent()
+    }
+
+    /// Takes the sender apart: its descriptor, writer (with any unsent rest of a frame)
+    /// and the state of the layer above.
+    pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Writer, X) {
+        let MessageSender { fd, out } = self;
+        let Out { writer, state } = out.into_inner().unwrap_or_else(PoisonError::into_inner);
+        (fd, writer, state)
+    }
+
+    /// Puts a sender back together from [`into_parts`](MessageSender::into_parts).
+    pub(crate) fn from_parts(fd: Arc<OwnedFd>, writer: Writer, state: X) -> Self {
+        MessageSender {
+            fd,
+            out: Mutex::new(Out { writer, state }),
+        }
     }
 
     /// Gives up the sending state and returns the descriptor.
@@ -270,6 +286,23 @@ impl<X> MessageReceiver<X> {
     /// Whether nothing of the stream is held here: no buffered bytes, no descriptors.
     pub(crate) fn is_idle(&self) -> bool {
         self.lock().reader.is_idle()
+    }
+
+    /// Takes the receiver apart: its descriptor and kind, reader (with everything it has
+    /// buffered) and the state of the layer above.
+    pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Kind, Reader, X) {
+        let MessageReceiver { fd, kind, inp } = self;
+        let In { reader, state } = inp.into_inner().unwrap_or_else(PoisonError::into_inner);
+        (fd, kind, reader, state)
+    }
+
+    /// Puts a receiver back together from [`into_parts`](MessageReceiver::into_parts).
+    pub(crate) fn from_parts(fd: Arc<OwnedFd>, kind: Kind, reader: Reader, state: X) -> Self {
+        MessageReceiver {
+            fd,
+            kind,
+            inp: Mutex::new(In { reader, state }),
+        }
     }
 
     /// Closes the receiver, reporting `close(2)`'s error if it held the last reference.

@@ -23,7 +23,7 @@ use rustix::net::RecvFlags;
 
 use super::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::frame::Header;
+use crate::frame::{Header, MAX_HEADER_LEN};
 use crate::transport::Kind;
 
 /// The most a pipe write may carry and still never block once `poll` reported the pipe
@@ -91,17 +91,24 @@ impl Reader {
     /// arrived.
     fn read_nonblocking(&mut self) -> io::Result<Option<usize>> {
         let Reader {
-            fd, kind, dec, anc, ..
+            fd,
+            kind,
+            dec,
+            anc,
+            nonblocking,
+            ..
         } = self;
         let fd = fd.as_fd();
         loop {
             let dst = dec.read_buf();
             debug_assert!(!dst.is_empty(), "an unfinished frame fills the buffer");
-            let got = if *kind == Kind::Pipe {
+            let got = if *kind == Kind::Pipe && !*nonblocking {
                 if !wait_fd(fd, PollFlags::IN, Some(Duration::ZERO))? {
                     return Ok(None);
                 }
                 anc.read_once(fd, dst, RecvFlags::empty())
+            } else if *kind == Kind::Pipe {
+                anc.read_once(fd, dst, RecvFlags::empty()) // non-blocking mode: never blocks
             } else {
                 anc.read_once(fd, dst, RecvFlags::DONTWAIT)
             };
@@ -240,6 +247,110 @@ impl Writer {
                 self.keep_rest(&frame);
                 Err(self.unsent.error())
             }
+        }
+    }
+
+    /// Writes the unsent rest of an earlier frame without blocking: `Ok(true)` when nothing
+    /// is left, `Ok(false)` when the kernel would block first. For descriptors in
+    /// non-blocking mode (the async drivers).
+    ///
+    /// Errors: as [`flush_until`](Writer::flush_until), and the write's I/O errors.
+    pub(crate) fn try_flush(&mut self) -> Result<bool> {
+        if self.broken {
+            return self.flush_until(None).map(|()| false);
+        }
+        if self.unsent.is_empty() {
+            return Ok(true);
+        }
+        let bytes = std::mem::take(&mut self.unsent.bytes);
+        let mut sent = 0;
+        let result = self.try_write(&[], &bytes[self.unsent.pos..], &mut sent);
+        self.unsent.pos += sent;
+        self.unsent.bytes = bytes;
+        if self.unsent.is_empty() {
+            self.unsent.bytes.clear();
+            self.unsent.pos = 0;
+        }
+        result
+    }
+
+    /// Writes more of the frame `header` + `payload`, from `*sent` on, without blocking;
+    /// `Ok(true)` when all of it is out, `Ok(false)` when the kernel would block first.
+    /// `*sent` advances with every byte written, so the next call resumes there. A small
+    /// frame's first write copies it behind its header and leaves in one plain `send`, as
+    /// [`send_frame`](Writer::send_frame) does.
+    pub(crate) fn try_write(
+        &self,
+        header: &[u8],
+        payload: &[u8],
+        sent: &mut usize,
+    ) -> Result<bool> {
+        let mut frame = Frame {
+            parts: [header, payload],
+            sent: *sent,
+        };
+        let result = self.try_write_frame(&mut frame);
+        *sent = frame.sent;
+        result
+    }
+
+    fn try_write_frame(&self, frame: &mut Frame<'_>) -> Result<bool> {
+        if frame.sent == 0 && frame.len() <= super::writer::SMALL_FRAME + MAX_HEADER_LEN {
+            let mut one = [0u8; MAX_HEADER_LEN + super::writer::SMALL_FRAME];
+            let [head, body] = frame.parts;
+            one[..head.len()].copy_from_slice(head);
+            one[head.len()..frame.len()].copy_from_slice(body);
+            match self.try_write_once(&[IoSlice::new(&one[..frame.len()])])? {
+                Some(n) => frame.sent = n,
+                None => return Ok(false),
+            }
+        }
+        while frame.sent < frame.len() {
+            match self.try_write_once(&frame.rest(usize::MAX))? {
+                Some(n) => frame.sent += n,
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// One write that never blocks: the count, or `None` when the kernel would block.
+    fn try_write_once(&self, iov: &[IoSlice<'_>]) -> Result<Option<usize>> {
+        loop {
+            match self.write_vectored(iov, true) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Queues the whole frame `header` + `payload` behind whatever is unsent, for
+    /// [`try_flush`](Writer::try_flush) to write (a `Sink`'s `start_send`).
+    pub(crate) fn queue(&mut self, header: &[u8], payload: &[u8]) {
+        let unsent = &mut self.unsent;
+        if unsent.is_empty() {
+            unsent.bytes.clear();
+            unsent.pos = 0;
+            unsent.frame_len = 0;
+        }
+        unsent.bytes.extend_from_slice(header);
+        unsent.bytes.extend_from_slice(payload);
+        unsent.frame_len += (header.len() + payload.len()) as u64;
+    }
+
+    /// Keeps the unsent rest of the frame `header` + `payload`, of which `sent` bytes went
+    /// out, to go before the next frame: an async send dropped part-way never leaves half
+    /// a message on the stream. Nothing is kept when nothing or everything was sent.
+    pub(crate) fn keep_unsent(&mut self, header: &[u8], payload: &[u8], sent: usize) {
+        let frame = Frame {
+            parts: [header, payload],
+            sent,
+        };
+        if sent > 0 && sent < frame.len() {
+            self.keep_rest(&frame);
         }
     }
 

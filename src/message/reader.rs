@@ -27,6 +27,9 @@ pub(crate) struct Reader {
     spill: Vec<u8>,
     /// Byte count and descriptors received with messages (`fds.rs`).
     pub(super) anc: fds::Inbox,
+    /// Whether the descriptor is in non-blocking mode (an async driver's): reads then
+    /// never block, so a pipe needs no `poll` before its read.
+    pub(super) nonblocking: bool,
 }
 
 impl std::fmt::Debug for Reader {
@@ -48,7 +51,13 @@ impl Reader {
             failed: None,
             spill: Vec::new(),
             anc: fds::Inbox::new(kind),
+            nonblocking: false,
         }
+    }
+
+    /// Records whether the descriptor is in non-blocking mode; see the field.
+    pub(crate) fn set_nonblocking(&mut self, nonblocking: bool) {
+        self.nonblocking = nonblocking;
     }
 
     pub(crate) fn max_message_size(&self) -> u64 {
@@ -104,63 +113,74 @@ impl Reader {
         }
     }
 
-    /// Reads exactly `dst.len()` payload bytes of the frame `header`, of which `before`
-    /// were read already, from the buffer first and then from the descriptor, straight
-    /// into `dst` for large remainders.
-    fn read_payload(&mut self, header: Header, before: usize, dst: &mut [u8]) -> Result<()> {
-        let mut done = 0;
-        while done < dst.len() {
+    /// Reads the payload bytes of the frame `header` into `dst` from `*done` on, until `dst`
+    /// is full: from the buffer first and then from the descriptor, straight into `dst`
+    /// for large remainders. `*done` counts the payload bytes already in `dst` (all of
+    /// the payload before it, too) and advances as bytes arrive, so a read that a
+    /// non-blocking descriptor interrupts (`WouldBlock`) resumes where it stopped. It only
+    /// reads while the buffer is empty, so an interrupted read leaves nothing buffered.
+    pub(crate) fn read_payload(
+        &mut self,
+        header: Header,
+        dst: &mut [u8],
+        done: &mut usize,
+    ) -> Result<()> {
+        while *done < dst.len() {
             if self.dec.buffered_len() > 0 {
-                done += self.dec.copy_out(&mut dst[done..]);
+                *done += self.dec.copy_out(&mut dst[*done..]);
                 continue;
             }
-            let rest = dst.len() - done;
+            let rest = dst.len() - *done;
             let direct = rest >= self.dec.capacity() / 2;
             let n = if direct {
-                self.anc.read_blocking(self.fd.as_fd(), &mut dst[done..])?
+                self.anc.read_blocking(self.fd.as_fd(), &mut dst[*done..])?
             } else {
                 self.fill(rest)?
             };
             if n == 0 {
-                let received = (header.header_len() + before + done) as u64;
+                let received = (header.header_len() + *done) as u64;
                 return Err(self.dec.eof(received, header.frame_len()));
             }
             if direct {
-                done += n;
+                *done += n;
             }
         }
         self.finish_message();
         Ok(())
     }
 
-    /// Reads the payload of `header` into the first `len` bytes of `buf`, growing `buf` as
-    /// the bytes arrive: at once up to its current size or [`EAGER_ALLOC`], then doubling.
-    /// The first step always runs, so an empty payload also sizes `buf` and finishes its
-    /// message (handing out its descriptors).
-    fn read_growing(&mut self, header: Header, buf: &mut impl Grow) -> Result<()> {
+    /// Reads the payload of `header` into `buf`, growing `buf` as the bytes arrive: at
+    /// once up to its current size or [`EAGER_ALLOC`], then doubling. The first step always
+    /// runs, so an empty payload also sizes `buf` and finishes its message (handing out its
+    /// descriptors). `*done` is the progress, as in [`read_payload`](Reader::read_payload).
+    pub(crate) fn read_growing(
+        &mut self,
+        header: Header,
+        buf: &mut impl Grow,
+        done: &mut usize,
+    ) -> Result<()> {
         let len = header.payload_len() as usize; // <= max
-        let mut end = len.min(buf.size().max(EAGER_ALLOC));
-        let mut done = 0;
+        let first = len.min(buf.size().max(EAGER_ALLOC));
         loop {
+            let end = if *done < first {
+                first
+            } else {
+                len.min(done.saturating_mul(2))
+            };
             let dst = buf.grow_to(end);
-            self.read_payload(header, done, &mut dst[done..end])?;
+            self.read_payload(header, dst, done)?;
             if end == len {
                 return Ok(());
             }
-            done = end;
-            end = len.min(done.saturating_mul(2));
         }
     }
 
-    /// Receives the payload of `header` as a new `Vec`, allocated as [`read_growing`]
-    /// says.
-    ///
-    /// [`read_growing`]: Reader::read_growing
-    fn payload_vec(&mut self, header: Header) -> Result<Vec<u8>> {
-        let len = header.payload_len() as usize; // <= max
-        let mut whole = vec![0; len.min(EAGER_ALLOC)];
-        self.read_growing(header, &mut whole)?;
-        Ok(whole)
+    /// Puts back the start of a frame whose receive was abandoned part-way (an async
+    /// receive dropped before it finished): its header and the first `part.len()` payload
+    /// bytes go back in front of whatever is buffered, so the next receive reads the
+    /// whole message. Its descriptors were never handed out, so they stay with it.
+    pub(crate) fn unread(&mut self, header: Header, part: &[u8]) {
+        self.dec.unread(&[header.encode().as_ref(), part]);
     }
 
     /// Ends the receive of a whole message (or, for one read in steps, of a part): hands
@@ -171,14 +191,33 @@ impl Reader {
         self.dec.release_grown();
     }
 
+    /// The header of the message `p` is receiving: read now (blocking as needed) unless
+    /// an earlier, interrupted step of the same receive read it.
+    fn header(&mut self, p: &mut Progress) -> Result<Header> {
+        if let Some(header) = p.header {
+            return Ok(header);
+        }
+        let header = self.next_header()?;
+        p.header = Some(header);
+        Ok(header)
+    }
+
     /// Receives one message into `dst`; see `Receiver::recv_bytes_into`.
     pub(crate) fn recv_into(&mut self, dst: &mut [u8]) -> Result<usize> {
-        let header = self.next_header()?;
+        self.recv_into_from(dst, &mut Progress::default())
+    }
+
+    /// [`recv_into`](Reader::recv_into), resuming the receive `p` describes.
+    pub(crate) fn recv_into_from(&mut self, dst: &mut [u8], p: &mut Progress) -> Result<usize> {
+        let header = self.header(p)?;
         let len = header.payload_len() as usize; // <= max, which fits in memory
         if len > dst.len() {
-            return Err(Error::BufferTooShort(self.payload_vec(header)?));
+            p.at = Part::Vec;
+            self.read_growing(header, &mut p.vec, &mut p.done)?;
+            return Err(Error::BufferTooShort(std::mem::take(&mut p.vec)));
         }
-        self.read_payload(header, 0, &mut dst[..len])?;
+        p.at = Part::Dst;
+        self.read_payload(header, &mut dst[..len], &mut p.done)?;
         Ok(len)
     }
 
@@ -188,23 +227,43 @@ impl Reader {
     #[cfg_attr(not(feature = "rkyv"), allow(dead_code))]
     pub(crate) fn recv_growing(&mut self, dst: &mut impl Grow) -> Result<()> {
         let header = self.next_header()?;
-        self.read_growing(header, dst)
+        self.read_growing(header, dst, &mut 0)
     }
 
-    /// Receives one message as a new `Vec`.
+    /// Receives one message as a new `Vec`, allocated as [`read_growing`] says.
+    ///
+    /// [`read_growing`]: Reader::read_growing
     pub(crate) fn recv_vec(&mut self) -> Result<Vec<u8>> {
-        let header = self.next_header()?;
-        self.payload_vec(header)
+        self.recv_vec_from(&mut Progress::default())
+    }
+
+    /// [`recv_vec`](Reader::recv_vec), resuming the receive `p` describes.
+    pub(crate) fn recv_vec_from(&mut self, p: &mut Progress) -> Result<Vec<u8>> {
+        let header = self.header(p)?;
+        p.at = Part::Vec;
+        self.read_growing(header, &mut p.vec, &mut p.done)?;
+        Ok(std::mem::take(&mut p.vec))
     }
 
     /// Receives one message and hands its payload to `f`: in place in the read buffer when
     /// the frame fits there, otherwise in the spill buffer. Neither allocates in steady state.
     pub(crate) fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        let header = self.next_header()?;
+        self.recv_with_from(&mut Progress::default(), f)
+    }
+
+    /// [`recv_with`](Reader::recv_with), resuming the receive `p` describes. `f` is called
+    /// only when the payload is whole.
+    pub(crate) fn recv_with_from<R>(
+        &mut self,
+        p: &mut Progress,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        let header = self.header(p)?;
         let len = header.payload_len() as usize;
-        if len > self.dec.capacity() {
-            return self.recv_spilled(header, f);
+        if len > self.dec.capacity() || p.at == Part::Spill {
+            return self.recv_spilled(header, p, f);
         }
+        p.at = Part::Buffer;
         while self.dec.buffered_len() < len {
             let have = self.dec.buffered_len();
             if self.fill(len)? == 0 {
@@ -221,13 +280,72 @@ impl Reader {
     /// to `f`. The spill buffer keeps its size, so the next large message costs no
     /// allocation and no page faults: a fresh 16 MiB buffer per message made a typed
     /// receive of that size 2.3 times slower. It only grows, so zeroes are written once.
-    fn recv_spilled<R>(&mut self, header: Header, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    fn recv_spilled<R>(
+        &mut self,
+        header: Header,
+        p: &mut Progress,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
         let len = header.payload_len() as usize; // <= max, which fits in memory
+        p.at = Part::Spill;
         let mut spill = std::mem::take(&mut self.spill);
         let out = self
-            .read_growing(header, &mut spill)
+            .read_growing(header, &mut spill, &mut p.done)
             .map(|()| f(&spill[..len]));
         self.spill = spill;
         out
     }
+
+    /// Abandons the unfinished receive `p` (an async receive dropped part-way): the
+    /// message's header and the payload bytes it had received go back in front of the
+    /// buffer, so the next receive reads the whole message. `dst` is the caller's slice of
+    /// a [`recv_into_from`](Reader::recv_into_from), when that was the receive.
+    pub(crate) fn abandon(&mut self, p: &mut Progress, dst: &[u8]) {
+        let Some(header) = p.header.take() else {
+            return;
+        };
+        let done = std::mem::take(&mut p.done);
+        match p.at {
+            Part::Buffer => self.unread(header, &[]),
+            Part::Dst => self.unread(header, &dst[..done]),
+            Part::Vec => {
+                let vec = std::mem::take(&mut p.vec);
+                self.unread(header, &vec[..done]);
+            }
+            Part::Spill => {
+                let spill = std::mem::take(&mut self.spill);
+                self.unread(header, &spill[..done]);
+                self.spill = spill;
+            }
+        }
+    }
+}
+
+/// Where an unfinished receive keeps the payload bytes it has read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// In the read buffer, not yet taken (or nothing read yet).
+    #[default]
+    Buffer,
+    /// In the caller's slice.
+    Dst,
+    /// In the progress's own `Vec`.
+    Vec,
+    /// In the reader's spill buffer.
+    Spill,
+}
+
+/// How far one receive has come. A blocking receive starts from a fresh one and finishes;
+/// on a non-blocking descriptor (the async drivers) a receive stops with `WouldBlock`
+/// wherever the bytes ran out, and the next call with the same progress resumes there.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// The message's header, once read.
+    header: Option<Header>,
+    /// Payload bytes read so far.
+    done: usize,
+    /// Where they are.
+    at: Part,
+    /// The payload, for receives that return it as a `Vec`.
+    vec: Vec<u8>,
 }

@@ -10,7 +10,7 @@ use crate::frame::{Header, MAX_HEADER_LEN};
 use crate::transport::{self, Kind};
 
 /// The largest payload [`Writer::send_frame`] copies behind its header to send in one piece.
-const SMALL_FRAME: usize = 2048;
+pub(super) const SMALL_FRAME: usize = 2048;
 
 /// The write side of a connection.
 #[derive(Debug)]

@@ -46,7 +46,7 @@ pub(crate) mod fifo;
 mod pipe;
 pub(crate) mod sigpipe;
 mod socketpair;
-mod tcp;
+pub(crate) mod tcp;
 pub(crate) mod unix;
 
 pub(crate) use self::pipe::pipe;
@@ -338,7 +338,7 @@ pub(crate) fn connect(addr: &Address, tcp: &TcpOptions, deadline: Instant) -> Re
 
 /// The error for a connection that could not be made: `err`'s kind, or `TimedOut` when the
 /// connect timeout ran out, with the address and the underlying failure in the message.
-fn connect_failed(addr: &Address, err: Option<io::Error>, out_of_time: bool) -> Error {
+pub(crate) fn connect_failed(addr: &Address, err: Option<io::Error>, out_of_time: bool) -> Error {
     let kind = match &err {
         Some(e) if !out_of_time => e.kind(),
         _ => io::ErrorKind::TimedOut,

@@ -81,7 +81,8 @@ pub(crate) fn connect(addr: &Address, opts: &TcpOptions, deadline: Instant) -> R
     Err(connect_failed(addr, last, out_of_time))
 }
 
-fn configured(socket: Socket, opts: &TcpOptions) -> Result<Stream> {
+/// The connected `socket` with `opts` applied, as a stream.
+pub(crate) fn configured(socket: Socket, opts: &TcpOptions) -> Result<Stream> {
     socket.set_tcp_nodelay(opts.nodelay)?;
     if let Some(ka) = &opts.keepalive {
         socket.set_keepalive(true)?;
@@ -94,7 +95,7 @@ fn configured(socket: Socket, opts: &TcpOptions) -> Result<Stream> {
 }
 
 /// The socket addresses of a TCP address.
-fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
+pub(crate) fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
     match addr {
         Address::Tcp(sa) => Ok(vec![*sa]),
         Address::TcpHost { host, port } => Ok((host.as_str(), *port).to_socket_addrs()?.collect()),
@@ -110,6 +111,28 @@ fn not_found(addr: &Address) -> Error {
         io::ErrorKind::NotFound,
         format!("{addr} resolves to no address"),
     ))
+}
+
+/// Starts a non-blocking connect to `sa` (for the async drivers): the socket, and
+/// whether it is connected already. If not, it is once it turns writable, and
+/// [`finish_connect`] tells how that went.
+pub(crate) fn start_connect(sa: SocketAddr) -> io::Result<(Socket, bool)> {
+    let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    match socket.connect(&sa.into()) {
+        Ok(()) => Ok((socket, true)),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((socket, false)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The outcome of a connect [`start_connect`] left in progress, once the socket is
+/// writable.
+pub(crate) fn finish_connect(socket: &Socket) -> io::Result<()> {
+    match socket.take_error()? {
+        Some(e) => Err(e),
+        None => socket.peer_addr().map(drop),
+    }
 }
 
 /// The backlog as `listen(2)` takes it.

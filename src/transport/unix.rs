@@ -87,16 +87,7 @@ fn peer_address(peer: &SockAddr) -> Option<Address> {
 /// Connects to a Unix path or abstract address, retrying until `deadline` while it does
 /// not exist yet, refuses, or has a full backlog.
 pub(crate) fn connect(addr: &Address, deadline: Instant) -> Result<Stream> {
-    let sa = match addr {
-        Address::Unix(path) => SockAddr::unix(path)?,
-        Address::Abstract(name) => abstract_sockaddr(name)?,
-        other => {
-            return Err(Error::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{other} is not a Unix socket address"),
-            )))
-        }
-    };
+    let sa = sockaddr(addr)?;
     let mut pause = Duration::from_millis(1);
     loop {
         let err = match try_connect(&sa)? {
@@ -121,13 +112,25 @@ pub(crate) fn connect(addr: &Address, deadline: Instant) -> Result<Stream> {
     }
 }
 
+/// The socket address of a Unix path or abstract address.
+pub(crate) fn sockaddr(addr: &Address) -> Result<SockAddr> {
+    match addr {
+        Address::Unix(path) => Ok(SockAddr::unix(path)?),
+        Address::Abstract(name) => abstract_sockaddr(name),
+        other => Err(Error::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{other} is not a Unix socket address"),
+        ))),
+    }
+}
+
 /// One connection attempt: the connected socket, or the error of `connect(2)`.
 ///
 /// A Unix connect completes at once or fails at once: with `EAGAIN` when the listener's
 /// backlog is full (which `connect_timeout` would misreport as a hang-up of the
 /// unconnected socket), so the socket is made non-blocking for the attempt and the caller
 /// retries that like a refusal.
-fn try_connect(sa: &SockAddr) -> Result<io::Result<Socket>> {
+pub(crate) fn try_connect(sa: &SockAddr) -> Result<io::Result<Socket>> {
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
     match socket.connect(sa) {
