@@ -13,7 +13,7 @@
 //!     while let Ok(v) = b.recv().await {
 //!         b.send(&(v * 2)).await?;
 //!     }
-//!     procwire::Result::Ok(())
+//!     Ok::<(), procwire::Error>(())
 //! });
 //! a.send(&21).await?;
 //! assert_eq!(a.recv().await?, 42);
