@@ -37,6 +37,37 @@ fn unless_blocked<T>(result: Result<T>) -> Result<Option<T>> {
     }
 }
 
+/// Runs the receive `op` as [`Runtime::poll_io`] does, but at once when the reader holds
+/// a whole message already: the descriptor will not turn readable for bytes that have
+/// been read, and a runtime that waits for readiness first (tokio) would wait forever.
+#[inline]
+fn poll_recv<Rt: Runtime, T>(
+    reg: &Rt::Registration,
+    reader: &mut Reader,
+    cx: &mut Context<'_>,
+    mut op: impl FnMut(&mut Reader) -> Result<Option<T>>,
+) -> Poll<Result<T>> {
+    if reader.ready_buffered() {
+        if let Some(value) = op(reader)? {
+            return Poll::Ready(Ok(value));
+        }
+    }
+    Rt::poll_io(reg, false, cx, || op(reader))
+}
+
+/// Fails when the other half of a duplex connection still holds `fd`, of which this half
+/// holds `own` references (its own and its reader's or writer's, and its registration's).
+fn check_alone(fd: &Arc<OwnedFd>, own: usize) -> Result<()> {
+    if Arc::strong_count(fd) > own {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "this half shares its socket with the other half of its connection, which is \
+             still blocking: convert both with `Connection::from_blocking_halves`",
+        )));
+    }
+    Ok(())
+}
+
 /// Registers `fd` with `Rt`'s reactor after putting it in non-blocking mode.
 fn register<Rt: Runtime>(fd: &Arc<OwnedFd>) -> Result<Arc<Rt::Registration>> {
     transport::set_blocking(fd.as_fd(), false)?;
@@ -170,12 +201,19 @@ impl<T, C, Rt: Runtime> Sender<T, C, Rt> {
     /// registered with `Rt`'s reactor. The rest of a frame a timed send left unsent stays
     /// first in line.
     ///
+    /// A sender split from a duplex connection shares its socket with the receiving half:
+    /// convert the two together with [`Connection::from_blocking_halves`] (a socket is
+    /// non-blocking for both halves or for neither).
+    ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the descriptor cannot be made non-blocking or registered (for
-    /// tokio: outside a runtime).
+    /// - [`Error::Io`] of kind `InvalidInput` when the receiving half of its socket is
+    ///   still alive; the sender is dropped.
+    /// - [`Error::Io`] when the descriptor cannot be made non-blocking or registered (for
+    ///   tokio: outside a runtime).
     pub fn from_blocking(sender: crate::Sender<T, C>) -> Result<Self> {
         let (fd, writer, encoder) = sender.into_parts();
+        check_alone(&fd, 2)?;
         let reg = register::<Rt>(&fd)?;
         Ok(Sender::new(fd, writer, encoder, reg))
     }
@@ -184,8 +222,18 @@ impl<T, C, Rt: Runtime> Sender<T, C, Rt> {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the descriptor cannot be put back in blocking mode.
+    /// - [`Error::Io`] of kind `InvalidInput` when the receiving half of its socket is
+    ///   still alive (convert the whole [`Connection`]); the sender is dropped.
+    /// - [`Error::Io`] when the descriptor cannot be put back in blocking mode.
     pub fn into_blocking(self) -> Result<crate::Sender<T, C>> {
+        check_alone(&self.fd, 3)?;
+        let (fd, writer, encoder) = self.into_blocking_parts();
+        transport::set_blocking(fd.as_fd(), true)?;
+        Ok(crate::Sender::from_parts(fd, writer, encoder))
+    }
+
+    /// Deregisters it and takes it apart, leaving the descriptor's mode alone.
+    fn into_blocking_parts(self) -> (Arc<OwnedFd>, Writer, Encoder<C>) {
         let Sender {
             fd,
             writer,
@@ -195,12 +243,7 @@ impl<T, C, Rt: Runtime> Sender<T, C, Rt> {
             ..
         } = self;
         drop(reg);
-        transport::set_blocking(fd.as_fd(), true)?;
-        Ok(crate::Sender::from_parts(
-            fd,
-            writer,
-            Encoder { codec, buf },
-        ))
+        (fd, writer, Encoder { codec, buf })
     }
 
     /// Sends `value` as one message, encoded into a buffer the sender keeps.
@@ -435,12 +478,18 @@ impl<T, C, Rt: Runtime> Receiver<T, C, Rt> {
     /// Makes a blocking receiver async: its descriptor is put in non-blocking mode and
     /// registered with `Rt`'s reactor. Whatever it had buffered is received first.
     ///
+    /// A receiver split from a duplex connection shares its socket with the sending half:
+    /// convert the two together with [`Connection::from_blocking_halves`].
+    ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the descriptor cannot be made non-blocking or registered (for
-    /// tokio: outside a runtime).
+    /// - [`Error::Io`] of kind `InvalidInput` when the sending half of its socket is still
+    ///   alive; the receiver is dropped.
+    /// - [`Error::Io`] when the descriptor cannot be made non-blocking or registered (for
+    ///   tokio: outside a runtime).
     pub fn from_blocking(receiver: crate::Receiver<T, C>) -> Result<Self> {
         let (fd, kind, reader, codec) = receiver.into_parts();
+        check_alone(&fd, 2)?;
         let reg = register::<Rt>(&fd)?;
         Ok(Receiver::new(fd, kind, reader, codec, reg))
     }
@@ -449,8 +498,19 @@ impl<T, C, Rt: Runtime> Receiver<T, C, Rt> {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the descriptor cannot be put back in blocking mode.
+    /// - [`Error::Io`] of kind `InvalidInput` when the sending half of its socket is still
+    ///   alive (convert the whole [`Connection`]); the receiver is dropped.
+    /// - [`Error::Io`] when the descriptor cannot be put back in blocking mode.
     pub fn into_blocking(self) -> Result<crate::Receiver<T, C>> {
+        check_alone(&self.fd, 3)?;
+        let (fd, kind, reader, codec) = self.into_blocking_parts();
+        transport::set_blocking(fd.as_fd(), true)?;
+        Ok(crate::Receiver::from_parts(fd, kind, reader, codec))
+    }
+
+    /// Deregisters it and takes it apart, leaving the descriptor's mode alone; an
+    /// unfinished receive of the `Stream` gives its bytes back first.
+    fn into_blocking_parts(self) -> (Arc<OwnedFd>, Kind, Reader, C) {
         let Receiver {
             fd,
             kind,
@@ -463,8 +523,7 @@ impl<T, C, Rt: Runtime> Receiver<T, C, Rt> {
         reader.abandon(&mut stream, &[]);
         reader.set_nonblocking(false);
         drop(reg);
-        transport::set_blocking(fd.as_fd(), true)?;
-        Ok(crate::Receiver::from_parts(fd, kind, reader, codec))
+        (fd, kind, reader, codec)
     }
 
     /// Receives and decodes the next message; see [`crate::Receiver::recv`].
@@ -571,7 +630,7 @@ impl<T, C, Rt: Runtime> Receiver<T, C, Rt> {
     pub async fn ready(&mut self) -> Result<()> {
         let Receiver { reader, reg, .. } = self;
         std::future::poll_fn(|cx| {
-            Rt::poll_io(reg, false, cx, || Ok(reader.poll_now().then_some(())))
+            poll_recv::<Rt, _>(reg, reader, cx, |r| Ok(r.poll_now().then_some(())))
         })
         .await
     }
@@ -632,7 +691,7 @@ impl<Rt: Runtime> Incoming<'_, Rt> {
                 progress,
                 ..
             } = &mut self;
-            Rt::poll_io(reg, false, cx, || unless_blocked(op(reader, dst, progress)))
+            poll_recv::<Rt, _>(reg, reader, cx, |r| unless_blocked(op(r, dst, progress)))
         })
         .await;
         self.finished = true;
@@ -662,8 +721,8 @@ impl<T, C: Decode<T> + Unpin, Rt: Runtime> futures_core::Stream for Receiver<T, 
             stream,
             ..
         } = this;
-        let out = std::task::ready!(Rt::poll_io(reg, false, cx, || {
-            unless_blocked(reader.recv_with_from(stream, |bytes| codec.decode(bytes)))
+        let out = std::task::ready!(poll_recv::<Rt, _>(reg, reader, cx, |r| {
+            unless_blocked(r.recv_with_from(stream, |bytes| codec.decode(bytes)))
         }));
         *stream = Progress::default();
         Poll::Ready(match out {
@@ -715,6 +774,20 @@ impl<S, R, C, Rt: Runtime> Connection<S, R, C, Rt> {
     /// ```
     pub fn from_blocking(conn: crate::Connection<S, R, C>) -> Result<Self> {
         let (tx, rx) = conn.split();
+        Connection::from_blocking_halves(tx, rx)
+    }
+
+    /// Makes two blocking halves async at once, as one connection: the halves of a split
+    /// duplex connection (which share a socket, registered once), or any sender and
+    /// receiver (a FIFO pair's, two pipes'), each registered on its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_blocking`](Connection::from_blocking).
+    pub fn from_blocking_halves(
+        tx: crate::Sender<S, C>,
+        rx: crate::Receiver<R, C>,
+    ) -> Result<Self> {
         let (wfd, writer, encoder) = tx.into_parts();
         let (rfd, kind, reader, codec) = rx.into_parts();
         let rreg = register::<Rt>(&rfd)?;
@@ -737,9 +810,16 @@ impl<S, R, C, Rt: Runtime> Connection<S, R, C, Rt> {
     /// [`Error::Io`] when a descriptor cannot be put back in blocking mode.
     pub fn into_blocking(self) -> Result<crate::Connection<S, R, C>> {
         let Connection { tx, rx } = self;
-        let rx = rx.into_blocking()?;
-        let tx = tx.into_blocking()?;
-        Ok(crate::Connection::from_halves(tx, rx))
+        let (wfd, writer, encoder) = tx.into_blocking_parts();
+        let (rfd, kind, reader, codec) = rx.into_blocking_parts();
+        transport::set_blocking(rfd.as_fd(), true)?;
+        if !Arc::ptr_eq(&wfd, &rfd) {
+            transport::set_blocking(wfd.as_fd(), true)?;
+        }
+        Ok(crate::Connection::from_halves(
+            crate::Sender::from_parts(wfd, writer, encoder),
+            crate::Receiver::from_parts(rfd, kind, reader, codec),
+        ))
     }
 
     /// The halves, borrowed, for sending and receiving at once from one task (for

@@ -199,7 +199,7 @@ impl<Rt: Runtime> Listener<Rt> {
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Result<(Stream, u64)>> {
         let inner = &self.inner;
         let mut rounds = 0;
-        let step = std::task::ready!(Rt::poll_io(&self.reg, false, cx, || loop {
+        let mut op = || loop {
             if let Some(next) = inner.try_accept_stream()? {
                 return Ok(Some(Some(next)));
             }
@@ -212,7 +212,13 @@ impl<Rt: Runtime> Listener<Rt> {
             if rounds == 16 {
                 return Ok(Some(None));
             }
-        }));
+        };
+        // First without waiting for readiness: the engine may hold clients already (taken
+        // in by a blocking call before `from_blocking`) while its poller is quiet.
+        let step = match op() {
+            Ok(None) => std::task::ready!(Rt::poll_io(&self.reg, false, cx, op)),
+            other => other.map(|s| s.flatten()),
+        };
         match step {
             Ok(Some(next)) => Poll::Ready(Ok(next)),
             Ok(None) => {
