@@ -102,7 +102,14 @@ fn client_files_are_gone_once_connected_and_messages_flow_both_ways() {
 fn clients_connecting_at_the_same_instant_are_all_served() {
     let _s = serial();
     let dir = Dir::new("burst");
-    let listener = Listener::bind(dir.addr("r").as_str()).unwrap();
+    let (rejected_tx, rejected) = std::sync::mpsc::channel();
+    let rejected_tx = std::sync::Mutex::new(rejected_tx);
+    let listener = Listener::builder()
+        .on_rejected(move |_, e| {
+            let _ = rejected_tx.lock().unwrap().send(format!("{e}"));
+        })
+        .bind(dir.addr("r").as_str())
+        .unwrap();
     const N: u32 = 16;
     let start = std::sync::Arc::new(Barrier::new(N as usize));
     let clients: Vec<_> = (0..N)
@@ -121,7 +128,14 @@ fn clients_connecting_at_the_same_instant_are_all_served() {
         .collect();
     let mut seen = Vec::new();
     for _ in 0..N {
-        let conn: Conn = listener.accept().unwrap();
+        let conn: Conn = match listener.accept_timeout(Duration::from_secs(30)) {
+            Ok(conn) => conn,
+            Err(e) => panic!(
+                "after {} clients: {e}; rejected: {:?}",
+                seen.len(),
+                rejected.try_iter().collect::<Vec<_>>()
+            ),
+        };
         let i = conn.recv_timeout(Duration::from_secs(20)).unwrap();
         conn.send(&(i * 10)).unwrap();
         seen.push(i);

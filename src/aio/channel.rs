@@ -6,6 +6,7 @@
 //! futures own their progress; dropping one part-way hands what it has back to the reader
 //! or writer (see the module docs on cancel safety).
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -52,7 +53,12 @@ fn poll_recv<Rt: Runtime, T>(
             return Poll::Ready(Ok(value));
         }
     }
-    Rt::poll_io(reg, false, cx, || op(reader))
+    let drained = Cell::new(reader.drained());
+    Rt::poll_io(reg, false, &drained, cx, || {
+        let out = op(reader);
+        drained.set(reader.drained());
+        out
+    })
 }
 
 /// Fails when the other half of a duplex connection still holds `fd`, of which this half
@@ -348,7 +354,9 @@ impl<T, C, Rt: Runtime> Sender<T, C, Rt> {
 
     fn poll_flush_unsent(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let Sender { writer, reg, .. } = self;
-        Rt::poll_io(reg, true, cx, || Ok(writer.try_flush()?.then_some(())))
+        Rt::poll_io(reg, true, &Cell::new(false), cx, || {
+            Ok(writer.try_flush()?.then_some(()))
+        })
     }
 }
 
@@ -399,8 +407,10 @@ impl<Rt: Runtime> Future for Outgoing<'_, Rt> {
             sent,
             finished,
         } = this;
-        if !*flushed {
-            let flush = Rt::poll_io(reg, true, cx, || Ok(writer.try_flush()?.then_some(())));
+        if !*flushed && writer.needs_flush() {
+            let flush = Rt::poll_io(reg, true, &Cell::new(false), cx, || {
+                Ok(writer.try_flush()?.then_some(()))
+            });
             if let Err(e) = std::task::ready!(flush) {
                 *finished = true;
                 return Poll::Ready(Err(e));
@@ -408,7 +418,7 @@ impl<Rt: Runtime> Future for Outgoing<'_, Rt> {
             *flushed = true;
         }
         let head = header.as_ref();
-        let out = std::task::ready!(Rt::poll_io(reg, true, cx, || {
+        let out = std::task::ready!(Rt::poll_io(reg, true, &Cell::new(false), cx, || {
             Ok(writer
                 .try_write_fds(head, payload, fds, sent)?
                 .then_some(()))

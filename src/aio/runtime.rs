@@ -5,6 +5,7 @@
 //! readiness in between), and a timer for connect and handshake deadlines. The operations
 //! themselves (reading frames, writing frames, handshakes) are the crate's, written once.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -41,10 +42,14 @@ pub trait Runtime: sealed::Sealed + Sized + Send + Sync + 'static {
 
     /// Runs `op` until it returns `Some` or fails, waiting for the descriptor to turn
     /// readable (or writable, with `write`) whenever it returns `None` ("would block").
+    /// `drained` is set (by `op`, or before) when the last operation left the descriptor
+    /// empty: the next attempt then waits for readiness first, and saves a system call
+    /// that would only say "would block".
     #[doc(hidden)]
     fn poll_io<T>(
         reg: &Self::Registration,
         write: bool,
+        drained: &Cell<bool>,
         cx: &mut Context<'_>,
         op: impl FnMut() -> Result<Option<T>>,
     ) -> Poll<Result<T>>;
@@ -106,11 +111,14 @@ impl Runtime for Tokio {
     fn poll_io<T>(
         reg: &Self::Registration,
         write: bool,
+        drained: &Cell<bool>,
         cx: &mut Context<'_>,
         mut op: impl FnMut() -> Result<Option<T>>,
     ) -> Poll<Result<T>> {
         // tokio caches readiness: while it is set, `poll_*_ready` returns at once without a
-        // system call, and only an operation that would block clears it.
+        // system call, and only an operation that would block clears it — or one that
+        // drained the descriptor (a short read), as tokio's own streams do: the event for
+        // bytes that come later is a new one, so clearing this one loses nothing.
         loop {
             let ready = if write {
                 reg.poll_write_ready(cx)
@@ -119,7 +127,12 @@ impl Runtime for Tokio {
             };
             let mut guard = std::task::ready!(ready)?;
             match op()? {
-                Some(value) => return Poll::Ready(Ok(value)),
+                Some(value) => {
+                    if drained.get() {
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok(value));
+                }
                 None => guard.clear_ready(),
             }
         }
@@ -168,15 +181,21 @@ impl Runtime for AsyncIo {
     fn poll_io<T>(
         reg: &Self::Registration,
         write: bool,
+        drained: &Cell<bool>,
         cx: &mut Context<'_>,
         mut op: impl FnMut() -> Result<Option<T>>,
     ) -> Poll<Result<T>> {
         // async-io registers interest only when asked, so the operation goes first and the
-        // reactor is asked only when it would block.
+        // reactor is asked only when it would block — or, when the last operation drained
+        // the descriptor, at once.
+        let mut wait_first = drained.get();
         loop {
-            if let Some(value) = op()? {
-                return Poll::Ready(Ok(value));
+            if !wait_first {
+                if let Some(value) = op()? {
+                    return Poll::Ready(Ok(value));
+                }
             }
+            wait_first = false;
             let ready = if write {
                 reg.poll_writable(cx)
             } else {

@@ -6,6 +6,7 @@
 //! concurrently as they do for a blocking server), and the client connects through the
 //! transport's non-blocking connect and drives the sans-I/O [`Handshake`].
 
+use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
@@ -216,7 +217,7 @@ impl<Rt: Runtime> Listener<Rt> {
         // First without waiting for readiness: the engine may hold clients already (taken
         // in by a blocking call before `from_blocking`) while its poller is quiet.
         let step = match op() {
-            Ok(None) => std::task::ready!(Rt::poll_io(&self.reg, false, cx, op)),
+            Ok(None) => std::task::ready!(Rt::poll_io(&self.reg, false, &Cell::new(false), cx, op)),
             other => other.map(|s| s.flatten()),
         };
         match step {
@@ -458,7 +459,7 @@ async fn tcp_connect<Rt: Runtime>(sa: std::net::SocketAddr) -> io::Result<Socket
     {
         let reg = Rt::register(Arc::clone(&fd))?;
         let writable = std::future::poll_fn(|cx| {
-            Rt::poll_io(&reg, true, cx, || {
+            Rt::poll_io(&reg, true, &Cell::new(false), cx, || {
                 Ok(wait_fd(fd.as_fd(), PollFlags::OUT, Some(Duration::ZERO))?.then_some(()))
             })
         });

@@ -78,6 +78,10 @@ pub(crate) struct Inbox {
     flooded: bool,
     /// `Some` while a receive that returns descriptors is running.
     claim: Option<Claim>,
+    /// Whether the last read returned fewer bytes than it asked for (and more than none):
+    /// the descriptor had nothing more at that moment, so an async driver may wait for
+    /// readiness before reading again instead of trying a read that would block.
+    pub(crate) drained: bool,
 }
 
 impl Inbox {
@@ -96,6 +100,7 @@ impl Inbox {
             held: 0,
             flooded: false,
             claim: None,
+            drained: false,
         }
     }
 
@@ -112,12 +117,14 @@ impl Inbox {
         buf: &mut [u8],
         flags: RecvFlags,
     ) -> rustix::io::Result<usize> {
+        let asked = buf.len();
         let n = match self.kind {
             Kind::Unix => self.recvmsg(fd, buf, flags)?,
             _ if flags.is_empty() => rustix::io::read(fd, buf)?,
             _ => rustix::net::recv(fd, buf, flags)?.0,
         };
         self.received += n as u64;
+        self.drained = n > 0 && n < asked;
         Ok(n)
     }
 

@@ -55,6 +55,11 @@ impl Reader {
         }
     }
 
+    /// Whether the last read emptied the descriptor (see `Inbox::drained`).
+    pub(crate) fn drained(&self) -> bool {
+        self.anc.drained
+    }
+
     /// Records whether the descriptor is in non-blocking mode; see the field.
     pub(crate) fn set_nonblocking(&mut self, nonblocking: bool) {
         self.nonblocking = nonblocking;

@@ -67,6 +67,11 @@ impl Writer {
         }
     }
 
+    /// Whether a send must first finish (or refuse because of) an earlier frame.
+    pub(crate) fn needs_flush(&self) -> bool {
+        self.broken || !self.unsent.is_empty()
+    }
+
     /// Writes all of `iov`, blocking as long as needed.
     pub(super) fn write_all(&self, iov: &mut [IoSlice<'_>]) -> Result<()> {
         let mut rest = iov;
