@@ -7,13 +7,14 @@
 //! `Error::AuthenticationFailed` on the Rust side (through `on_rejected` for the
 //! listener, which then serves the next good client); a keyed client facing CPython's
 //! keyless listener, which never speaks first (gh-123736), is `Error::Timeout` within its
-//! handshake timeout. Typed values go both ways with the `Pickle` codec
+//! handshake timeout; a keyless CPython client facing the keyed listener is refused.
+//! Typed values go both ways with the `Pickle` codec
 //! (`tests/python/pickle_peer.py`). On async-io (`async_io::block_on`), both roles over a
 //! Unix path and TCP with every key mode.
 //!
 //! The bytes exchange is `tests/python/mp_peer.py`'s echo: sizes around CPython's 16 KiB
-//! buffer and 1 MiB, the 1 MiB echo read by receives cancelled every millisecond (each
-//! dropped future gives back what it read), then an `array('i')` into an `i32` slice.
+//! buffer and 1 MiB, the 1 MiB echo read by receives polled once and dropped, a
+//! millisecond apart (each gives back what it read), then an `array('i')` into an `i32` slice.
 //! Every wait is bounded: each future by a timer, each Python peer by `wait_bounded`,
 //! which kills it (and so unblocks the Rust side) when it overstays.
 #![cfg(feature = "tokio")]
@@ -440,6 +441,43 @@ fn tokio_client_with_key_times_out_against_keyless_python_listener() {
         assert_eq!(python.code(), Some(4), "{py}: python: {python}");
         assert!(python.stdout.contains("EOFError"), "{py}: python: {python}");
         println!("{py} keyless Listener <-> keyed tokio Client: Timeout in {elapsed:?}");
+    }
+}
+
+/// The other side of gh-123736: a keyless CPython client facing the keyed async listener
+/// takes the challenge for an application message (`mp_peer.py` echoes it back). The
+/// listener refuses it (`AuthenticationFailed` to `on_rejected`), Python sees the
+/// connection close, and the listener serves the next client, which has the key.
+#[test]
+fn tokio_listener_with_key_refuses_keyless_python_client_and_serves_the_next() {
+    let dir = Dir::new("tokio-keyless-client");
+    for py in pythons() {
+        let (rejected_tx, rejected) = mpsc::channel();
+        aio::Tokio::block_on(async {
+            let mut listener =
+                listener_for::<aio::Tokio>(Family::Unix, &dir, Key::Right, rejected_tx);
+            let addr = listener.local_addr().clone();
+            let peer = python_client(&py, &addr, Key::None);
+            let rust = serve_one(&mut listener, &rejected).await;
+            let python = peer.join().unwrap();
+            assert!(
+                matches!(rust, Err(Error::AuthenticationFailed(_))),
+                "{py}: {rust:?}; python: {python}"
+            );
+            assert_eq!(python.code(), Some(4), "{py}: python: {python}");
+            if should_succeed(&py, Key::Right) {
+                let peer = python_client(&py, &addr, Key::Right);
+                let rust = serve_one(&mut listener, &rejected).await;
+                check(
+                    &format!("{py}, then the right key"),
+                    &py,
+                    Key::Right,
+                    rust,
+                    &peer.join().unwrap(),
+                );
+            }
+        });
+        println!("{py} keyless Client <-> keyed tokio Listener: refused, then served the next");
     }
 }
 
