@@ -14,9 +14,10 @@
 //!
 //! The bytes exchange is `tests/python/mp_peer.py`'s echo: sizes around CPython's 16 KiB
 //! buffer and 1 MiB, the 1 MiB echo read by receives polled once and dropped, over and
-//! over (each gives back what it read; each test asserts some were dropped mid-frame), then an `array('i')` into an `i32` slice.
-//! Every wait is bounded: each future by a timer, each Python peer by `wait_bounded`,
-//! which kills it (and so unblocks the Rust side) when it overstays.
+//! over (each gives back what it read; each test asserts that some were dropped
+//! mid-frame), then an `array('i')` into an `i32` slice. Every wait is bounded: each
+//! future by a timer, each Python peer by `wait_bounded`, which kills it (and so unblocks
+//! the Rust side) when it overstays.
 #![cfg(feature = "tokio")]
 
 mod pyinterop;
