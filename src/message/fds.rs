@@ -78,10 +78,14 @@ pub(crate) struct Inbox {
     flooded: bool,
     /// `Some` while a receive that returns descriptors is running.
     claim: Option<Claim>,
-    /// Whether the last read returned fewer bytes than it asked for (and more than none):
-    /// the descriptor had nothing more at that moment, so an async driver may wait for
-    /// readiness before reading again instead of trying a read that would block.
+    /// Whether the last read returned fewer bytes than it asked for (and more than none,
+    /// without descriptors): the descriptor had nothing more at that moment, so an async
+    /// driver may wait for readiness before reading again instead of trying a read that
+    /// would block.
     pub(crate) drained: bool,
+    /// Whether the last `recvmsg` brought control data (descriptors), at which the kernel
+    /// ends a read however much more is waiting: such a read is short without draining.
+    with_control: bool,
 }
 
 impl Inbox {
@@ -101,6 +105,7 @@ impl Inbox {
             flooded: false,
             claim: None,
             drained: false,
+            with_control: false,
         }
     }
 
@@ -124,7 +129,7 @@ impl Inbox {
             _ => rustix::net::recv(fd, buf, flags)?.0,
         };
         self.received += n as u64;
-        self.drained = n > 0 && n < asked;
+        self.drained = n > 0 && n < asked && !self.with_control;
         Ok(n)
     }
 
@@ -163,6 +168,8 @@ impl Inbox {
                 fds.extend(rights);
             }
         }
+        // The kernel ends a read at descriptors: bytes may be waiting behind them.
+        self.with_control = truncated || !fds.is_empty();
         if self.flooded {
             return Ok(msg.bytes); // nothing was taken in
         }
