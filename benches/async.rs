@@ -191,7 +191,10 @@ async fn ping_tokio_util(conn: &Connection<u64, u64>) -> Duration {
     let start = Instant::now();
     for i in 0..PINGS {
         let bytes = postcard::to_stdvec(&i).unwrap();
-        framed.send(bytes.into()).await.unwrap();
+        framed
+            .send(tokio_util::bytes::Bytes::from(bytes))
+            .await
+            .unwrap();
         let frame = framed.next().await.unwrap().unwrap();
         let v: u64 = postcard::from_bytes(&frame).unwrap();
         assert_eq!(v, i);

@@ -74,11 +74,13 @@ pub struct Sender<T, #[cfg(feature = "postcard")] C = Postcard, #[cfg(not(featur
 
 impl<T, C> Sender<T, C> {
     /// Takes the sender apart (for the async drivers): descriptor, writer, encoder.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Writer, Encoder<C>) {
         self.io.into_parts()
     }
 
     /// Puts a sender back together from [`into_parts`](Sender::into_parts).
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn from_parts(fd: Arc<OwnedFd>, writer: Writer, encoder: Encoder<C>) -> Self {
         Sender {
             io: MessageSender::from_parts(fd, writer, encoder),
@@ -219,11 +221,13 @@ pub struct Receiver<
 
 impl<T, C> Receiver<T, C> {
     /// Takes the receiver apart (for the async drivers): descriptor, kind, reader, codec.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Kind, Reader, C) {
         self.io.into_parts()
     }
 
     /// Puts a receiver back together from [`into_parts`](Receiver::into_parts).
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn from_parts(fd: Arc<OwnedFd>, kind: Kind, reader: Reader, codec: C) -> Self {
         Receiver {
             io: MessageReceiver::from_parts(fd, kind, reader, codec),
@@ -541,6 +545,7 @@ impl<S, R, C: Clone> Connection<S, R, C> {
 
 impl<S, R, C> Connection<S, R, C> {
     /// A connection of two halves over one stream (for the async drivers).
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn from_halves(tx: Sender<S, C>, rx: Receiver<R, C>) -> Self {
         Connection { tx, rx }
     }

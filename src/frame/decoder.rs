@@ -253,6 +253,7 @@ impl FrameDecoder {
     /// Puts `parts` back in front of the buffered bytes, as if they had not been taken:
     /// the start of a frame whose receive was abandoned part-way. Rare (an async receive
     /// dropped mid-message), so it may move and grow the buffer.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn unread(&mut self, parts: &[&[u8]]) {
         let rest = self.buffered().to_vec();
         self.pos = 0;

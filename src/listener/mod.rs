@@ -516,6 +516,7 @@ impl Listener {
 
     /// [`try_accept`](Listener::try_accept)'s stream, before it becomes a connection (for
     /// the async drivers), with the maximum message size it gets.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn try_accept_stream(&self) -> Result<Option<(Stream, u64)>> {
         let Some((stream, peer)) = self.engine().try_next(&self.bound)? else {
             return Ok(None);
@@ -528,6 +529,7 @@ impl Listener {
     }
 
     /// The poller's descriptor: readable when the listener has something to do.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn poller_fd(&self) -> BorrowedFd<'_> {
         self.poller.as_fd()
     }

@@ -292,6 +292,7 @@ impl Writer {
     ///
     /// Errors: [`Error::Descriptors`] when there are more than [`MAX_FDS_PER_MESSAGE`] or
     /// the connection cannot carry descriptors.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn check_fds(&self, fds: &[BorrowedFd<'_>]) -> Result<()> {
         if fds.len() > MAX_FDS_PER_MESSAGE {
             return Err(Error::Descriptors(format!(
@@ -308,6 +309,7 @@ impl Writer {
     /// [`try_write`](Writer::try_write) of a frame with `fds` attached to its first byte
     /// (checked with [`check_fds`](Writer::check_fds) first): the first write carries them,
     /// the rest of the frame follows as plain bytes.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn try_write_fds(
         &self,
         header: &[u8],

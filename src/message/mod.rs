@@ -27,8 +27,12 @@ mod nonblocking;
 mod reader;
 mod writer;
 
-pub(crate) use self::nonblocking::{remaining, wait_fd};
-pub(crate) use self::reader::{Progress, Reader};
+pub(crate) use self::nonblocking::remaining;
+#[cfg(any(feature = "tokio", feature = "async-io"))]
+pub(crate) use self::nonblocking::wait_fd;
+#[cfg(any(feature = "tokio", feature = "async-io"))]
+pub(crate) use self::reader::Progress;
+pub(crate) use self::reader::Reader;
 pub(crate) use self::writer::Writer;
 
 /// A destination for a payload that grows as the payload arrives (see
@@ -138,6 +142,7 @@ impl<X> MessageSender<X> {
 
     /// Takes the sender apart: its descriptor, writer (with any unsent rest of a frame)
     /// and the state of the layer above.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Writer, X) {
         let MessageSender { fd, out } = self;
         let Out { writer, state } = out.into_inner().unwrap_or_else(PoisonError::into_inner);
@@ -145,6 +150,7 @@ impl<X> MessageSender<X> {
     }
 
     /// Puts a sender back together from [`into_parts`](MessageSender::into_parts).
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn from_parts(fd: Arc<OwnedFd>, writer: Writer, state: X) -> Self {
         MessageSender {
             fd,
@@ -290,6 +296,7 @@ impl<X> MessageReceiver<X> {
 
     /// Takes the receiver apart: its descriptor and kind, reader (with everything it has
     /// buffered) and the state of the layer above.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Kind, Reader, X) {
         let MessageReceiver { fd, kind, inp } = self;
         let In { reader, state } = inp.into_inner().unwrap_or_else(PoisonError::into_inner);
@@ -297,6 +304,7 @@ impl<X> MessageReceiver<X> {
     }
 
     /// Puts a receiver back together from [`into_parts`](MessageReceiver::into_parts).
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn from_parts(fd: Arc<OwnedFd>, kind: Kind, reader: Reader, state: X) -> Self {
         MessageReceiver {
             fd,

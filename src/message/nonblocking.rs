@@ -255,6 +255,7 @@ impl Writer {
     /// non-blocking mode (the async drivers).
     ///
     /// Errors: as [`flush_until`](Writer::flush_until), and the write's I/O errors.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn try_flush(&mut self) -> Result<bool> {
         if self.broken {
             return self.flush_until(None).map(|()| false);
@@ -294,6 +295,7 @@ impl Writer {
         result
     }
 
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     fn try_write_frame(&self, frame: &mut Frame<'_>) -> Result<bool> {
         if frame.sent == 0 && frame.len() <= super::writer::SMALL_FRAME + MAX_HEADER_LEN {
             let mut one = [0u8; MAX_HEADER_LEN + super::writer::SMALL_FRAME];
@@ -315,6 +317,7 @@ impl Writer {
     }
 
     /// One write that never blocks: the count, or `None` when the kernel would block.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     fn try_write_once(&self, iov: &[IoSlice<'_>]) -> Result<Option<usize>> {
         loop {
             match self.write_vectored(iov, true) {
@@ -329,6 +332,7 @@ impl Writer {
 
     /// Queues the whole frame `header` + `payload` behind whatever is unsent, for
     /// [`try_flush`](Writer::try_flush) to write (a `Sink`'s `start_send`).
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn queue(&mut self, header: &[u8], payload: &[u8]) {
         let unsent = &mut self.unsent;
         if unsent.is_empty() {
@@ -344,6 +348,7 @@ impl Writer {
     /// Keeps the unsent rest of the frame `header` + `payload`, of which `sent` bytes went
     /// out, to go before the next frame: an async send dropped part-way never leaves half
     /// a message on the stream. Nothing is kept when nothing or everything was sent.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn keep_unsent(&mut self, header: &[u8], payload: &[u8], sent: usize) {
         let frame = Frame {
             parts: [header, payload],

@@ -56,11 +56,13 @@ impl Reader {
     }
 
     /// Whether the last read emptied the descriptor (see `Inbox::drained`).
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn drained(&self) -> bool {
         self.anc.drained
     }
 
     /// Records whether the descriptor is in non-blocking mode; see the field.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn set_nonblocking(&mut self, nonblocking: bool) {
         self.nonblocking = nonblocking;
     }
@@ -184,6 +186,7 @@ impl Reader {
     /// receive dropped before it finished): its header and the first `part.len()` payload
     /// bytes go back in front of whatever is buffered, so the next receive reads the
     /// whole message. Its descriptors were never handed out, so they stay with it.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn unread(&mut self, header: Header, part: &[u8]) {
         self.dec.unread(&[header.encode().as_ref(), part]);
     }
@@ -305,6 +308,7 @@ impl Reader {
     /// message's header and the payload bytes it had received go back in front of the
     /// buffer, so the next receive reads the whole message. `dst` is the caller's slice of
     /// a [`recv_into_from`](Reader::recv_into_from), when that was the receive.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn abandon(&mut self, p: &mut Progress, dst: &[u8]) {
         let Some(header) = p.header.take() else {
             return;

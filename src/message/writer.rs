@@ -68,6 +68,7 @@ impl Writer {
     }
 
     /// Whether a send must first finish (or refuse because of) an earlier frame.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn needs_flush(&self) -> bool {
         self.broken || !self.unsent.is_empty()
     }

@@ -116,6 +116,7 @@ fn not_found(addr: &Address) -> Error {
 /// Starts a non-blocking connect to `sa` (for the async drivers): the socket, and
 /// whether it is connected already. If not, it is once it turns writable, and
 /// [`finish_connect`] tells how that went.
+#[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
 pub(crate) fn start_connect(sa: SocketAddr) -> io::Result<(Socket, bool)> {
     let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
@@ -128,6 +129,7 @@ pub(crate) fn start_connect(sa: SocketAddr) -> io::Result<(Socket, bool)> {
 
 /// The outcome of a connect [`start_connect`] left in progress, once the socket is
 /// writable.
+#[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
 pub(crate) fn finish_connect(socket: &Socket) -> io::Result<()> {
     match socket.take_error()? {
         Some(e) => Err(e),
