@@ -2,7 +2,7 @@
 //! connections, senders, receivers, a listener and a client for smol, async-std and any
 //! executor, driven by async-io's reactor.
 //!
-//! These are the types of [`aio`](crate::aio) with the runtime set to
+//! These are the types of [`aio`] with the runtime set to
 //! [`AsyncIo`](crate::aio::AsyncIo); see there for how they work, and for cancel safety.
 //!
 //! ```

@@ -2,7 +2,7 @@
 //! receivers, a listener and a client, on the current-thread or the multi-thread
 //! scheduler.
 //!
-//! These are the types of [`aio`](crate::aio) with the runtime set to
+//! These are the types of [`aio`] with the runtime set to
 //! [`Tokio`](crate::aio::Tokio); see there for how they work, and for cancel safety.
 //!
 //! ```
