@@ -33,6 +33,9 @@ use procwire::Connection;
 
 const ROLE_ENV: &str = "PROCWIRE_BENCH_ASYNC_ROLE";
 const ROUNDS_ENV: &str = "PROCWIRE_BENCH_ROUNDS";
+/// Runs one row once and nothing else, for `strace -c -f`: `blocking`, `async`,
+/// `tokio-util`, `async-io`, `bulk-blocking`, `bulk-async`.
+const ONLY_ENV: &str = "PROCWIRE_BENCH_ONLY";
 const BULK: usize = 16 << 20;
 const PINGS: u64 = 20_000;
 const BULKS: usize = 40;
@@ -43,6 +46,9 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list`: nothing for criterion's harness protocol
+    }
+    if let Ok(row) = std::env::var(ONLY_ENV) {
+        return only(&row);
     }
     let rounds: usize = std::env::var(ROUNDS_ENV).map_or(7, |r| r.parse().expect("rounds"));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -115,6 +121,33 @@ fn main() {
     for mut child in [ping_child, bulk_child] {
         child.wait().unwrap();
     }
+}
+
+/// One row, once, with a report of what it took per message (for syscall counts).
+fn only(row: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let data: Vec<f64> = (0..BULK / 8).map(|i| i as f64).collect();
+    let mut back = vec![0f64; BULK / 8];
+    let role = if row.starts_with("bulk") {
+        "echo_bytes"
+    } else {
+        "echo_u64"
+    };
+    let (conn, mut child) = spawn(role);
+    let (took, n) = match row {
+        "blocking" => (ping_blocking(&{ conn }), PINGS as usize),
+        "async" => (rt.block_on(ping_async(conn)).0, PINGS as usize),
+        "tokio-util" => (rt.block_on(ping_tokio_util(&{ conn })), PINGS as usize),
+        "async-io" => (async_io::block_on(ping_async_io(conn)).0, PINGS as usize),
+        "bulk-blocking" => (bulk_blocking(&{ conn }, &data, &mut back), BULKS),
+        "bulk-async" => (rt.block_on(bulk_async(conn, &data, &mut back)).0, BULKS),
+        other => panic!("no row {other}"),
+    };
+    println!("{row}: {n} messages in {took:?}");
+    child.wait().unwrap();
 }
 
 fn median(v: &mut [f64]) -> f64 {
