@@ -25,6 +25,22 @@ use std::io;
 /// | [`Remote`](Error::Remote) | usable: only that request failed |
 /// | [`Io`](Error::Io) | depends on the error; see [`Error::is_disconnected`] |
 ///
+/// # Reading an error
+///
+/// `{e}` alone says what failed, on what, and why: "cannot connect to 127.0.0.1:1:
+/// Connection refused (os error 111)", "cannot spawn ./missing: No such file or directory
+/// (os error 2)", "cannot decode a message: …" with the codec's own text. Following the
+/// Rust convention, an error prints its cause in `Display` *or* returns it from
+/// [`source`](std::error::Error::source), never both; procwire always prints it, so
+/// `source()` returns only what the printed cause does not show (the cause's own
+/// `source()`), and a chain printer such as `anyhow`'s shows each text once.
+///
+/// Errors made while connecting, binding, accepting or spawning carry that context inside
+/// their [`Error::Io`] (an [`io::Error`] whose [`kind`](io::Error::kind) is the
+/// operating system's); errors of a send or receive on an open connection carry none, so
+/// that the hot path never allocates, and `Display` names them by kind instead ("the peer
+/// is gone: Broken pipe (os error 32)").
+///
 /// # Examples
 ///
 /// ```
@@ -63,10 +79,11 @@ pub enum Error {
     /// The slice given to `recv_bytes_into` was too small; this holds the whole message,
     /// which counts as received. The next message is still readable.
     BufferTooShort(Vec<u8>),
-    /// The codec could not encode a value; nothing was sent.
+    /// The codec could not encode a value; nothing was sent. `Display` includes the
+    /// codec's error text.
     Encode(Box<dyn std::error::Error + Send + Sync>),
     /// The codec could not decode a message; the message was consumed and the next one is
-    /// still readable.
+    /// still readable. `Display` includes the codec's error text.
     Decode(Box<dyn std::error::Error + Send + Sync>),
     /// The peer broke the framing protocol (for example a negative length other than the
     /// `-1` escape), or receiving was disabled by an earlier such error.
@@ -112,7 +129,12 @@ pub enum Error {
     /// [`Requester::request`](crate::rpc::Requester::request)); the connection carries on.
     Remote(String),
     /// An operating-system error. Sending to a peer that is gone gives the kinds
-    /// `BrokenPipe` or `ConnectionReset`, never a `SIGPIPE`.
+    /// `BrokenPipe` or `ConnectionReset`, never a `SIGPIPE` (see
+    /// [`is_disconnected`](Error::is_disconnected)).
+    ///
+    /// When it happened while connecting, binding, accepting or spawning, its text names
+    /// the operation and the address or program ("cannot bind 127.0.0.1:80: Permission
+    /// denied (os error 13)"); its kind is still the operating system's.
     Io(io::Error),
 }
 
@@ -132,13 +154,18 @@ impl Error {
     pub fn is_disconnected(&self) -> bool {
         match self {
             Error::Disconnected | Error::Truncated { .. } => true,
-            Error::Io(e) => matches!(
-                e.kind(),
-                io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-            ),
+            Error::Io(e) => is_gone(e),
             _ => false,
+        }
+    }
+
+    /// Puts `what` ("cannot bind /run/app.sock") before an [`Error::Io`] that says nothing
+    /// of what failed yet; any other error, or one that has its context already, is
+    /// returned unchanged. For setup paths only: it allocates.
+    pub(crate) fn context(self, what: impl FnOnce() -> String) -> Error {
+        match self {
+            Error::Io(e) if !has_context(&e) => Error::Io(Context::wrap(what(), e)),
+            other => other,
         }
     }
 
@@ -165,6 +192,10 @@ impl Error {
         };
         let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
         while let Some(err) = next {
+            if let Some(ctx) = err.downcast_ref::<Context>() {
+                next = Some(&ctx.err);
+                continue;
+            }
             if let Some(io) = err.downcast_ref::<io::Error>() {
                 if is_exhaustion(io) {
                     return true;
@@ -191,6 +222,57 @@ pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
     )
 }
 
+/// Whether `e`'s kind means the peer is gone: `BrokenPipe`, `ConnectionReset` or
+/// `ConnectionAborted`.
+fn is_gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
+}
+
+/// Whether `e` already says what failed (its payload is a [`Context`]).
+fn has_context(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Context>())
+}
+
+/// The payload of an [`Error::Io`] made on a setup path: what failed and on what, the
+/// operating system's error, and optionally what happens next. `Display` prints all of it;
+/// `source()` is the operating system error's own source, which it does not print.
+#[derive(Debug)]
+pub(crate) struct Context {
+    what: String,
+    err: io::Error,
+    then: String,
+}
+
+impl Context {
+    /// An `io::Error` of `err`'s kind that reads "`what`: `err`".
+    pub(crate) fn wrap(what: String, err: io::Error) -> io::Error {
+        Context::io(err.kind(), what, err, String::new())
+    }
+
+    /// An `io::Error` of `kind` that reads "`what`: `err``then`" (`then` is empty or
+    /// starts with its own separator: "; the listener pauses …").
+    pub(crate) fn io(kind: io::ErrorKind, what: String, err: io::Error, then: String) -> io::Error {
+        io::Error::new(kind, Context { what, err, then })
+    }
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}{}", self.what, self.err, self.then)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.err.source()
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -208,8 +290,8 @@ impl fmt::Display for Error {
                 "buffer too short for a message of {} bytes",
                 msg.len()
             ),
-            Error::Encode(_) => f.write_str("failed to encode a message"),
-            Error::Decode(_) => f.write_str("failed to decode a message"),
+            Error::Encode(e) => write!(f, "cannot encode a value: {e}"),
+            Error::Decode(e) => write!(f, "cannot decode a message: {e}"),
             Error::Protocol(why) => write!(f, "protocol error: {why}"),
             Error::Timeout => f.write_str("timed out waiting for a message"),
             Error::PartlySent { sent, len } => write!(
@@ -221,16 +303,20 @@ impl fmt::Display for Error {
             Error::InvalidAddress(why) => write!(f, "invalid address {why}"),
             Error::Descriptors(why) => write!(f, "descriptor error: {why}"),
             Error::Remote(why) => write!(f, "the peer's handler failed: {why}"),
-            Error::Io(_) => f.write_str("i/o error"),
+            Error::Io(e) if has_context(e) => write!(f, "{e}"),
+            Error::Io(e) if is_gone(e) => write!(f, "the peer is gone: {e}"),
+            Error::Io(e) => write!(f, "i/o error: {e}"),
         }
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // `Display` prints the cause itself, so only the cause's own source is returned.
         match self {
-            Error::Encode(e) | Error::Decode(e) => Some(&**e),
-            Error::Io(e) => Some(e),
+            Error::Encode(e) | Error::Decode(e) => e.source(),
+            // An `io::Error`'s `source()` is its payload's `source()`: what it does not print.
+            Error::Io(e) => e.source(),
             _ => None,
         }
     }

@@ -275,7 +275,10 @@ fn decode_error_consumes_the_message_and_the_next_is_readable() {
         tx.send(&(1, "ok".to_string())).unwrap();
         for _ in 0..2 {
             let err = assert_err!(rx.recv(), Error::Decode(_));
-            assert!(std::error::Error::source(&err).is_some());
+            let Error::Decode(cause) = &err else {
+                unreachable!()
+            };
+            assert_eq!(err.to_string(), format!("cannot decode a message: {cause}"));
         }
         assert_eq!(rx.recv().unwrap(), (1, "ok".to_string()));
     });

@@ -253,7 +253,8 @@ impl ListenerBuilder {
                 ),
             )));
         }
-        let bound = Bound::bind(&addr, opts)?;
+        let bound =
+            Bound::bind(&addr, opts).map_err(|e| e.context(|| format!("cannot bind {addr}")))?;
         let rules = Rules {
             key: self.authkey.clone(),
             handshake_timeout: self.handshake_timeout,

@@ -365,13 +365,11 @@ fn retry<T>(
             return Err(err.into());
         }
         if !back_off(&mut pause, Duration::from_millis(20), deadline) {
-            return Err(Error::Io(io::Error::new(
+            return Err(Error::Io(crate::error::Context::io(
                 io::ErrorKind::TimedOut,
-                format!(
-                    "cannot connect to fifo://{} in time: {}",
-                    path.display(),
-                    io::Error::from(err)
-                ),
+                format!("cannot connect to fifo://{} in time", path.display()),
+                err.into(),
+                String::new(),
             )));
         }
     }

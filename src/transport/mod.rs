@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 use rustix::net::{AddressFamily, SendFlags};
 
 use crate::address::Address;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// What a connection's descriptor is: decides how it is read and written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,34 +321,35 @@ impl Drop for EndpointFile {
     }
 }
 
-/// Connects to `addr`, retrying until `deadline` where the family allows it.
+/// Connects to `addr`, retrying until `deadline` where the family allows it. Every error
+/// names `addr`.
 pub(crate) fn connect(addr: &Address, tcp: &TcpOptions, deadline: Instant) -> Result<Stream> {
-    match addr {
+    let made = match addr {
         Address::Tcp(_) | Address::TcpHost { .. } => tcp::connect(addr, tcp, deadline),
         Address::Unix(_) | Address::Abstract(_) => unix::connect(addr, deadline),
-        Address::Fifo(path) => {
-            let pair = fifo::connect(path, deadline)?;
-            Ok(Stream::Pipes {
-                read: pair.read,
-                write: pair.write,
-            })
-        }
-    }
+        Address::Fifo(path) => fifo::connect(path, deadline).map(|pair| Stream::Pipes {
+            read: pair.read,
+            write: pair.write,
+        }),
+    };
+    made.map_err(|e| e.context(|| format!("cannot connect to {addr}")))
 }
 
 /// The error for a connection that could not be made: `err`'s kind, or `TimedOut` when the
 /// connect timeout ran out, with the address and the underlying failure in the message.
 fn connect_failed(addr: &Address, err: Option<io::Error>, out_of_time: bool) -> Error {
-    let kind = match &err {
-        Some(e) if !out_of_time => e.kind(),
-        _ => io::ErrorKind::TimedOut,
+    let what = if out_of_time {
+        format!("cannot connect to {addr} in time")
+    } else {
+        format!("cannot connect to {addr}")
     };
-    let msg = match err {
-        Some(e) if out_of_time => format!("cannot connect to {addr} in time: {e}"),
-        Some(e) => format!("cannot connect to {addr}: {e}"),
-        None => format!("cannot connect to {addr} in time"),
+    let err = err.unwrap_or_else(|| io::ErrorKind::TimedOut.into());
+    let kind = if out_of_time {
+        io::ErrorKind::TimedOut
+    } else {
+        err.kind()
     };
-    Error::Io(io::Error::new(kind, msg))
+    Error::Io(Context::io(kind, what, err, String::new()))
 }
 
 /// Sleeps before the next connection attempt: `pause`, at most until `deadline`, then

@@ -18,10 +18,7 @@ pub(crate) struct TcpListener(Socket);
 impl TcpListener {
     /// Binds the first address `addr` resolves to, with `SO_REUSEADDR`, and listens.
     pub(crate) fn bind(addr: &Address, opts: BindOptions) -> Result<TcpListener> {
-        let sa = resolve(addr)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| not_found(addr))?;
+        let sa = resolve(addr)?.into_iter().next().ok_or_else(not_found)?;
         let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
         socket.set_reuse_address(true)?;
         socket.bind(&sa.into())?;
@@ -105,10 +102,10 @@ fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
     }
 }
 
-fn not_found(addr: &Address) -> Error {
+fn not_found() -> Error {
     Error::Io(io::Error::new(
         io::ErrorKind::NotFound,
-        format!("{addr} resolves to no address"),
+        "the host name resolves to no address",
     ))
 }
 
