@@ -12,7 +12,7 @@ use std::io;
 /// | --- | --- |
 /// | [`Disconnected`](Error::Disconnected) | at end of stream; further receives return it again |
 /// | [`Truncated`](Error::Truncated) | at end of stream |
-/// | [`MessageTooLarge`](Error::MessageTooLarge) | receiving disabled, sending still works |
+/// | [`MessageTooLarge`](Error::MessageTooLarge) | receiving disabled, sending still works (a shared array over its limit: usable, the message was consumed) |
 /// | [`Protocol`](Error::Protocol) | receiving disabled, sending still works |
 /// | [`BufferTooShort`](Error::BufferTooShort) | usable, the message was consumed |
 /// | [`Decode`](Error::Decode) | usable, the message was consumed |
@@ -69,7 +69,24 @@ pub enum Error {
     ///
     /// Nothing of that size was allocated and the payload was left unread; as in CPython,
     /// the connection can no longer receive (further receives return
-    /// [`Error::Protocol`]), but it can still send.
+    /// [`Error::Protocol`]), but it can still send. The limit is the receiver's
+    /// [`set_max_message_size`](crate::Receiver::set_max_message_size) (or
+    /// `max_message_size` on [`ListenerBuilder`](crate::ListenerBuilder) and
+    /// [`ClientBuilder`](crate::ClientBuilder); 256 MiB unless set), or the `limit` of a
+    /// file receive; the text names the setting.
+    ///
+    /// **What the sender sees.** Nothing at first: the limit is the receiver's, and no
+    /// message goes back. The frame's bytes stay unread in the kernel, so a sender of a
+    /// message larger than the socket buffer blocks in its send until the receiver closes
+    /// the connection, and then gets an [`Error::Io`] of kind `BrokenPipe` or
+    /// `ConnectionReset` ([`is_disconnected`](Error::is_disconnected)). Set the same limit
+    /// on both sides, or raise the receiver's (`u64::MAX` turns it off: memory then grows
+    /// only as bytes arrive), to send large messages.
+    ///
+    /// A shared array ([`recv_array`](crate::Receiver::recv_array)) larger than its own
+    /// limit, [`set_max_array_size`](crate::Receiver::set_max_array_size) (none unless
+    /// set), is refused with this error too; that message is consumed and the connection
+    /// stays usable.
     MessageTooLarge {
         /// The length the peer announced.
         len: u64,
@@ -283,7 +300,9 @@ impl fmt::Display for Error {
             ),
             Error::MessageTooLarge { len, limit } => write!(
                 f,
-                "message of {len} bytes exceeds the {limit}-byte limit"
+                "message of {len} bytes exceeds the receiver's {limit}-byte limit (raise it \
+                 with set_max_message_size or the builder's max_message_size; a shared \
+                 array's with set_max_array_size)"
             ),
             Error::BufferTooShort(msg) => write!(
                 f,

@@ -113,4 +113,17 @@ impl<S, R, C> Connection<S, R, C> {
     pub fn set_max_message_size(&self, max: u64) {
         self.rx.set_max_message_size(max);
     }
+
+    /// The largest shared array this connection maps; see [`Receiver::max_array_size`].
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn max_array_size(&self) -> u64 {
+        self.rx.max_array_size()
+    }
+
+    /// Sets the largest shared array this connection maps; see
+    /// [`Receiver::set_max_array_size`].
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn set_max_array_size(&self, max: u64) {
+        self.rx.set_max_array_size(max);
+    }
 }

@@ -141,6 +141,13 @@ impl<T, C> Sender<T, C> {
     /// its bytes are sent in native byte order, as Python's `send_bytes` sends an `array`.
     /// Header and payload leave in one vectored write.
     ///
+    /// The size limit is the receiver's (256 MiB unless it changed it): a larger message
+    /// is not refused here; the receiver refuses it with [`Error::MessageTooLarge`] and
+    /// stops reading. This side sees nothing, or, for a message larger than the kernel's
+    /// buffer, a send that blocks and then fails with [`Error::Io`] of kind `BrokenPipe`
+    /// or `ConnectionReset` once the receiver closes. Agree on the limit
+    /// with the receiver, or send a [`SharedArray`](crate::SharedArray), which has none.
+    ///
     /// # Errors
     ///
     /// As [`send`](Sender::send), without [`Error::Encode`].
@@ -425,7 +432,9 @@ impl<T, C> Receiver<T, C> {
     /// rx.set_max_message_size(4);
     /// tx.send_bytes(b"12345")?;
     /// let err = rx.recv_bytes().unwrap_err();
-    /// assert_eq!(err.to_string(), "message of 5 bytes exceeds the 4-byte limit");
+    /// let text = err.to_string();
+    /// assert!(text.starts_with("message of 5 bytes exceeds the receiver's 4-byte limit"));
+    /// assert!(text.contains("set_max_message_size"), "the text names the setting");
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn set_max_message_size(&self, max: u64) {

@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -173,6 +174,8 @@ pub(crate) struct MessageReceiver<X = ()> {
     fd: Arc<OwnedFd>,
     kind: Kind,
     inp: Mutex<In<X>>,
+    /// The largest shared array (in bytes) it maps; no limit unless set.
+    max_array: AtomicU64,
 }
 
 impl<X> MessageReceiver<X> {
@@ -183,6 +186,7 @@ impl<X> MessageReceiver<X> {
             fd,
             kind,
             inp: Mutex::new(In { reader, state }),
+            max_array: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -265,6 +269,16 @@ impl<X> MessageReceiver<X> {
     /// Sets the largest payload it accepts.
     pub(crate) fn set_max_message_size(&self, max: u64) {
         self.lock().reader.set_max_message_size(max);
+    }
+
+    /// The largest shared array, in bytes, it maps.
+    pub(crate) fn max_array_size(&self) -> u64 {
+        self.max_array.load(Ordering::Relaxed)
+    }
+
+    /// Sets the largest shared array, in bytes, it maps.
+    pub(crate) fn set_max_array_size(&self, max: u64) {
+        self.max_array.store(max, Ordering::Relaxed);
     }
 
     /// Whether nothing of the stream is held here: no buffered bytes, no descriptors.
