@@ -49,7 +49,7 @@ fn a_connect_that_runs_out_of_time_says_so_and_names_the_last_failure() {
     let dir = tempdir();
     let path = dir.join("nobody.sock");
     let err = Client::builder()
-        .connect_timeout(Duration::from_millis(50))
+        .wait_for_listener(Duration::from_millis(50))
         .connect::<(), (), _>(path.to_str().unwrap())
         .unwrap_err();
     let text = shown(&err);

@@ -177,14 +177,19 @@ fn client_of_a_listener_that_never_answers_times_out_and_cleans_up() {
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(client_pairs(), before);
 
-    // Nobody listening at all: the same, bounded.
+    // Nobody listening at all: at once, as in CPython; bounded when waiting for one.
+    let Err(Error::Io(e)) = Client::connect::<u32, u32, _>(dir.addr("nobody").as_str()) else {
+        panic!()
+    };
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
     let Err(Error::Io(e)) = Client::builder()
-        .connect_timeout(Duration::from_millis(100))
+        .wait_for_listener(Duration::from_millis(100))
         .connect::<u32, u32, _>(dir.addr("nobody").as_str())
     else {
         panic!()
     };
     assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    assert_eq!(client_pairs(), before);
 }
 
 /// The child of `client_killed_before_accept_is_reported_and_the_next_is_served`: connects

@@ -15,9 +15,10 @@
 //!    failure; an error is the endpoint's own (descriptors exhausted, see
 //!    `error::is_exhaustion`). The listening descriptor is non-blocking; the layer above waits
 //!    for it with `polling`.
-//! 3. **Connect** before a deadline ([`connect`]), retrying where the family allows (a Unix
-//!    socket or FIFO that does not exist yet), failing at once where it does not (a refused
-//!    TCP port), with an error that names the address and the cause.
+//! 3. **Connect** before a deadline ([`connect`]): a listener that is not there (a missing
+//!    socket file or FIFO, a refused connection) fails at once, as in CPython, unless the
+//!    caller waits for it ([`Absent::Wait`]); a full backlog is retried until the deadline;
+//!    every error names the address and the cause.
 //! 4. The **descriptor kind** ([`Kind`]) of every stream it hands out, probed at most once
 //!    per connection; it decides how the message layer reads (with or without a control
 //!    buffer for descriptors) and writes.
@@ -321,13 +322,41 @@ impl Drop for EndpointFile {
     }
 }
 
-/// Connects to `addr`, retrying until `deadline` where the family allows it. Every error
-/// names `addr`.
-pub(crate) fn connect(addr: &Address, tcp: &TcpOptions, deadline: Instant) -> Result<Stream> {
+/// What a connect does when no listener is there: the socket file or FIFO does not exist,
+/// or the connection is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Absent {
+    /// Fail at once, as CPython's `Client` does.
+    Fail,
+    /// Try again until the deadline: the listener may not have started yet.
+    Wait,
+}
+
+impl Absent {
+    /// Whether a failure of `kind` is worth another attempt: a full backlog always is (the
+    /// listener is there), a missing or refusing listener only when waiting for one.
+    fn retries(self, kind: io::ErrorKind) -> bool {
+        use io::ErrorKind as K;
+        match kind {
+            K::WouldBlock => true,
+            K::NotFound | K::ConnectionRefused => self == Absent::Wait,
+            _ => false,
+        }
+    }
+}
+
+/// Connects to `addr` before `deadline`, waiting for a listener that is not there only
+/// when `absent` says so. Every error names `addr`.
+pub(crate) fn connect(
+    addr: &Address,
+    tcp: &TcpOptions,
+    deadline: Instant,
+    absent: Absent,
+) -> Result<Stream> {
     let made = match addr {
-        Address::Tcp(_) | Address::TcpHost { .. } => tcp::connect(addr, tcp, deadline),
-        Address::Unix(_) | Address::Abstract(_) => unix::connect(addr, deadline),
-        Address::Fifo(path) => fifo::connect(path, deadline).map(|pair| Stream::Pipes {
+        Address::Tcp(_) | Address::TcpHost { .. } => tcp::connect(addr, tcp, deadline, absent),
+        Address::Unix(_) | Address::Abstract(_) => unix::connect(addr, deadline, absent),
+        Address::Fifo(path) => fifo::connect(path, deadline, absent).map(|pair| Stream::Pipes {
             read: pair.read,
             write: pair.write,
         }),

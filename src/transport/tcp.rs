@@ -3,11 +3,11 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use super::{connect_failed, retry_intr, BindOptions, Kind, Stream, TcpOptions};
+use super::{back_off, connect_failed, retry_intr, Absent, BindOptions, Kind, Stream, TcpOptions};
 use crate::address::Address;
 use crate::error::{Error, Result};
 
@@ -60,22 +60,37 @@ impl AsFd for TcpListener {
 }
 
 /// Connects to each address `addr` resolves to in turn until one accepts or `deadline`
-/// passes. A refusal moves on to the next address; there is no retry of the same one.
-pub(crate) fn connect(addr: &Address, opts: &TcpOptions, deadline: Instant) -> Result<Stream> {
-    let mut last = None;
-    for sa in resolve(addr)? {
-        let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            break;
+/// passes. A refusal moves on to the next address; when all refuse, that is the error,
+/// unless `absent` says to wait for the listener: then the round starts again after a
+/// pause, until `deadline`.
+pub(crate) fn connect(
+    addr: &Address,
+    opts: &TcpOptions,
+    deadline: Instant,
+    absent: Absent,
+) -> Result<Stream> {
+    let addrs = resolve(addr)?;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let mut last = None;
+        for &sa in &addrs {
+            let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            match socket.connect_timeout(&sa.into(), remaining) {
+                Ok(()) => return configured(socket, opts),
+                Err(e) => last = Some(e),
+            }
         }
-        match socket.connect_timeout(&sa.into(), remaining) {
-            Ok(()) => return configured(socket, opts),
-            Err(e) => last = Some(e),
+        let out_of_time = !matches!(&last, Some(e) if e.kind() != io::ErrorKind::TimedOut);
+        let again = matches!(&last, Some(e) if absent.retries(e.kind()) && !out_of_time);
+        if !again || !back_off(&mut pause, Duration::from_millis(50), deadline) {
+            let out_of_time = out_of_time || again;
+            return Err(connect_failed(addr, last, out_of_time));
         }
     }
-    let out_of_time = !matches!(&last, Some(e) if e.kind() != io::ErrorKind::TimedOut);
-    Err(connect_failed(addr, last, out_of_time))
 }
 
 fn configured(socket: Socket, opts: &TcpOptions) -> Result<Stream> {
