@@ -28,6 +28,7 @@ mod forward;
 mod pairs;
 #[cfg(feature = "rkyv")]
 mod rkyv;
+mod slices;
 mod timed;
 mod waitable;
 
@@ -56,8 +57,28 @@ fn decode<T, C: Decode<T>>(reader: &mut Reader, codec: &mut C) -> Result<T> {
 /// The sending half of a typed connection: values of `T`, encoded by `C`.
 ///
 /// Made by [`pipe`](crate::pipe), by [`Connection::split`], or by the process and socket
-/// constructors. Methods take `&self`: a `Sender` can be shared between threads (through
-/// an `Arc`), and each message goes out whole, never interleaved with another thread's.
+/// constructors. Like `std::sync::mpsc::Sender`, it is `Clone`: clones share one
+/// descriptor and one lock, so several threads can send at once, each message goes out
+/// whole, never interleaved with another thread's, and the descriptor is closed when the
+/// last clone (and, for a [`split`](Connection::split) connection, the receiver) is gone.
+/// The sending half of a duplex [`Connection`] is cloned the same way:
+/// `conn.sender().clone()`.
+///
+/// ```
+/// let (tx, rx) = procwire::pipe::<(u32, u32)>()?;
+/// let threads: Vec<_> = (0..4)
+///     .map(|t| {
+///         let tx = tx.clone();
+///         std::thread::spawn(move || (0..100).try_for_each(|i| tx.send(&(t, i))))
+///     })
+///     .collect();
+/// drop(tx);
+/// for t in threads {
+///     t.join().unwrap()?;
+/// }
+/// assert_eq!(rx.iter().count(), 400); // ends when the last clone is gone
+/// # Ok::<(), procwire::Error>(())
+/// ```
 ///
 /// # Blocking
 ///
@@ -68,8 +89,19 @@ fn decode<T, C: Decode<T>>(reader: &mut Reader, codec: &mut C) -> Result<T> {
 /// waits) without ever leaving half a message on the stream.
 pub struct Sender<T, #[cfg(feature = "postcard")] C = Postcard, #[cfg(not(feature = "postcard"))] C>
 {
-    io: MessageSender<Encoder<C>>,
+    io: Arc<MessageSender<Encoder<C>>>,
     _marker: PhantomData<fn(&T)>,
+}
+
+impl<T, C> Clone for Sender<T, C> {
+    /// Another sender on the same descriptor, sharing this one's lock, codec and encode
+    /// buffer.
+    fn clone(&self) -> Self {
+        Sender {
+            io: Arc::clone(&self.io),
+            _marker: PhantomData,
+        }
+    }
 }
 
 impl<T, C> Sender<T, C> {
@@ -79,7 +111,7 @@ impl<T, C> Sender<T, C> {
             buf: Vec::new(),
         };
         Sender {
-            io: MessageSender::new(fd, kind, encoder),
+            io: Arc::new(MessageSender::new(fd, kind, encoder)),
             _marker: PhantomData,
         }
     }
@@ -169,8 +201,8 @@ impl<T, C> Sender<T, C> {
     /// Closes the sender, reporting any error from `close(2)`.
     ///
     /// Dropping a sender closes it too, ignoring errors. When the descriptor is shared with
-    /// the other half of a [`split`](Connection::split) connection, it is closed when both
-    /// halves are gone and this returns `Ok`.
+    /// a clone of this sender or with the other half of a [`split`](Connection::split)
+    /// connection, it is closed when all of them are gone and this returns `Ok`.
     ///
     /// # Errors
     ///
@@ -185,7 +217,15 @@ impl<T, C> Sender<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn close(self) -> Result<()> {
-        close_fd(self.io.into_fd())
+        close_fd(self.into_fd())
+    }
+
+    /// Gives up this sender, returning its share of the descriptor.
+    fn into_fd(self) -> Arc<OwnedFd> {
+        match Arc::try_unwrap(self.io) {
+            Ok(io) => io.into_fd(),
+            Err(shared) => Arc::clone(shared.fd()),
+        }
     }
 }
 
@@ -311,7 +351,7 @@ impl<T, C> Receiver<T, C> {
     }
 
     /// A blocking iterator over received values; it ends when the peer disconnects at a
-    /// message boundary and yields every other error.
+    /// message boundary and yields every other error. `for v in &rx` is the same.
     ///
     /// # Examples
     ///
@@ -323,6 +363,13 @@ impl<T, C> Receiver<T, C> {
     /// drop(tx);
     /// let got: Vec<u32> = rx.iter().collect::<Result<_, _>>()?;
     /// assert_eq!(got, [0, 1, 2]);
+    ///
+    /// let (tx, rx) = procwire::pipe::<u32>()?;
+    /// tx.send(&7)?;
+    /// drop(tx);
+    /// for v in &rx {
+    ///     assert_eq!(v?, 7);
+    /// }
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn iter(&self) -> Iter<'_, T, C>
@@ -456,6 +503,26 @@ pub struct Iter<'a, T, C> {
     rx: &'a Receiver<T, C>,
 }
 
+/// `for value in &rx` is `for value in rx.iter()`.
+impl<'a, T, C: Decode<T>> IntoIterator for &'a Receiver<T, C> {
+    type Item = Result<T>;
+    type IntoIter = Iter<'a, T, C>;
+
+    fn into_iter(self) -> Iter<'a, T, C> {
+        self.iter()
+    }
+}
+
+/// `for value in &conn` is `for value in conn.iter()`.
+impl<'a, S, R, C: Decode<R>> IntoIterator for &'a Connection<S, R, C> {
+    type Item = Result<R>;
+    type IntoIter = Iter<'a, R, C>;
+
+    fn into_iter(self) -> Iter<'a, R, C> {
+        self.iter()
+    }
+}
+
 impl<T, C: Decode<T>> Iterator for Iter<'_, T, C> {
     type Item = Result<T>;
 
@@ -578,7 +645,7 @@ impl<S, R, C> Connection<S, R, C> {
         let Connection { tx, rx } = self;
         // Drop the sender's share of the descriptor too, so that `rx.close` holds the last
         // one and reports what `close(2)` says.
-        drop(tx.io.into_fd());
+        drop(tx.into_fd());
         rx.close()
     }
 }
