@@ -1,4 +1,5 @@
-//! Shared-memory arrays: a [`Pod`] array in a sealed memfd, passed by descriptor and read
+//! Shared-memory arrays: a [`Pod`](https://docs.rs/bytemuck/1/bytemuck/trait.Pod.html)
+//! array in a sealed memfd, passed by descriptor and read
 //! in place by the receiver (Linux and Android only: memfds are Linux's).
 //!
 //! # On the wire

@@ -169,8 +169,9 @@ impl<T, C> Sender<T, C> {
 
     /// Sends the bytes of `data` as one message, without encoding.
     ///
-    /// `data` may be a slice of any [`Pod`] type (`u8`, `f64`, `i32`, arrays of them…);
-    /// its bytes are sent in native byte order, as Python's `send_bytes` sends an `array`.
+    /// `data` may be a slice of any
+    /// [`Pod`](https://docs.rs/bytemuck/1/bytemuck/trait.Pod.html) type (`u8`, `f64`,
+    /// `i32`, arrays of them…); its bytes are sent in native byte order, as Python's `send_bytes` sends an `array`.
     /// Header and payload leave in one vectored write.
     ///
     /// The size limit is the receiver's (256 MiB unless it changed it): a larger message
@@ -400,7 +401,9 @@ impl<T, C> Receiver<T, C> {
     /// Receives the next message straight into `out`, returning the number of bytes
     /// written; blocks until it has arrived.
     ///
-    /// `out` may be a slice of any [`Pod`] type; the bytes land in it as sent, in the
+    /// `out` may be a slice of any
+    /// [`Pod`](https://docs.rs/bytemuck/1/bytemuck/trait.Pod.html) type; the bytes land in
+    /// it as sent, in the
     /// sender's byte order. Start at an offset by slicing: `&mut buf[3..]`. A large payload
     /// is read from the kernel directly into `out`, with no copy through a buffer and no
     /// allocation.
