@@ -98,7 +98,8 @@ impl ClientBuilder {
     /// How long connecting may take ([`DEFAULT_CONNECT_TIMEOUT`](ClientBuilder::DEFAULT_CONNECT_TIMEOUT)
     /// unless set): a TCP handshake that gets no answer, a Unix listener whose backlog is
     /// full. A listener that is not there fails at once whatever this says, unless
-    /// [`wait_for_listener`](ClientBuilder::wait_for_listener) is set.
+    /// [`wait_for_listener`](ClientBuilder::wait_for_listener) is set, whose timeout then
+    /// bounds the whole connect instead.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -107,7 +108,9 @@ impl ClientBuilder {
     /// Waits up to `timeout` for a listener that is not there yet, so that a client may
     /// start before its listener: a Unix socket file or FIFO that does not exist, or a
     /// refused connection (TCP or Unix), is tried again, with pauses from 1 ms growing to
-    /// 50 ms, until `timeout` (or the connect timeout, if longer) has passed.
+    /// 50 ms, until `timeout` has passed. Set, it replaces the
+    /// [`connect_timeout`](ClientBuilder::connect_timeout) as the bound of the whole
+    /// connect.
     ///
     /// Without it, as with CPython's `Client`, such a connect fails at once with an
     /// [`Error::Io`] that names the address (kind `NotFound` or `ConnectionRefused`).
@@ -234,7 +237,7 @@ impl ClientBuilder {
     {
         let addr = addr.try_into()?;
         let (absent, wait) = match self.wait_for_listener {
-            Some(wait) => (Absent::Wait, wait.max(self.connect_timeout)),
+            Some(wait) => (Absent::Wait, wait),
             None => (Absent::Fail, self.connect_timeout),
         };
         let now = Instant::now();
