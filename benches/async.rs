@@ -3,8 +3,8 @@
 //! inherited socket pair).
 //!
 //! ```text
-//! taskset -c 0 cargo bench --bench async --features tokio,async-io    # headline: every process on one core
-//! cargo bench --bench async --features tokio,async-io                 # unpinned (cross-core), report apart
+//! taskset -c 0 cargo bench -p procwire-benches --bench async --features async   # headline: every process on one core
+//! cargo bench -p procwire-benches --bench async --features async                # unpinned (cross-core)
 //! ```
 //!
 //! Rows, all in one run, interleaved round by round (`PROCWIRE_BENCH_ROUNDS`, default 7),

@@ -15,7 +15,7 @@
 //! Both threads share one core, so the time is the whole CPU cost of a message:
 //!
 //! ```text
-//! taskset -c 0 cargo bench --bench codecs --features rkyv
+//! taskset -c 0 cargo bench -p procwire-benches --bench codecs --features rkyv
 //! ```
 //!
 //! Medians of three runs on a shared 2-core VM (time per message; throughput relative to

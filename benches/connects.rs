@@ -4,8 +4,8 @@
 //! with 1,000 silent clients connected to the server.
 //!
 //! ```text
-//! taskset -c 0 cargo bench --bench connects --features legacy-md5   # headline: one core
-//! PROCWIRE_BENCH_CORES=split cargo bench --bench connects --features legacy-md5
+//! taskset -c 0 cargo bench -p procwire-benches --bench connects --features legacy-md5   # headline: one core
+//! PROCWIRE_BENCH_CORES=split cargo bench -p procwire-benches --bench connects --features legacy-md5
 //! ```
 //!
 //! `legacy-md5` is needed for a CPython of 3.11 or earlier (the legacy handshake);
@@ -185,10 +185,7 @@ impl Case {
         match &self.server {
             Server::Procwire { max_pending } => Peer::again("server", &max_pending.to_string()),
             Server::CPython(py) => {
-                let script = concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/benches/python/echo_listener.py"
-                );
+                let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/echo_listener.py");
                 let mut cmd = Command::new(&py.program);
                 cmd.args([script, "127.0.0.1", KEY, &BACKLOG.to_string()]);
                 if split {

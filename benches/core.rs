@@ -5,13 +5,13 @@
 //! ~9 µs on one core and 50-120 µs across cores, and unpinned runs flip between the two):
 //!
 //! ```text
-//! taskset -c 0 cargo bench --bench core
+//! taskset -c 0 cargo bench -p procwire-benches --bench core
 //! ```
 //!
 //! Cross-core: the measuring thread on CPU 0, the peer thread on CPU 1:
 //!
 //! ```text
-//! PROCWIRE_BENCH_CORES=split cargo bench --bench core
+//! PROCWIRE_BENCH_CORES=split cargo bench -p procwire-benches --bench core
 //! ```
 //!
 //! One group only: append `-- pingpong_u64` or `-- bulk_f64`.

@@ -1,4 +1,4 @@
-//! Run: cargo bench --bench pickle --features pickle
+//! Run: cargo bench -p procwire-benches --bench pickle --features pickle
 //!
 //! procwire's pickle reader and writer against CPython's own `pickle.loads` / `dumps`,
 //! on the same bytes, in one run: a list of 1,000,000 ints (`list(range(10**6))`) and a

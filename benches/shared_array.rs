@@ -1,7 +1,7 @@
 //! A 16 MiB and a 256 MiB `f64` array to a peer thread, four ways, in one run:
 //!
 //! ```text
-//! taskset -c 0 cargo bench --bench shared_array      # headline: both threads on one core
+//! taskset -c 0 cargo bench -p procwire-benches --bench shared_array      # headline: both threads on one core
 //! ```
 //!
 //! - `raw`: `write_all` / `read_exact` on a std `UnixStream::pair` into a preallocated

@@ -1,8 +1,8 @@
 //! Every transport, each next to the raw syscall loop on the same kind of descriptors.
 //!
 //! ```text
-//! taskset -c 0 cargo bench --bench transports          # headline: both threads on one core
-//! cargo bench --bench transports                       # unpinned (cross-core), report apart
+//! taskset -c 0 cargo bench -p procwire-benches --bench transports          # headline: both threads on one core
+//! cargo bench -p procwire-benches --bench transports                       # unpinned (cross-core), report apart
 //! ```
 //!
 //! - `pingpong_u64`: a typed `u64` round trip to an echo thread, against one 8-byte `write`

@@ -3,8 +3,8 @@
 //! at most 1.2× the 1 case: a wait's work must grow with the *ready* sources only.
 //!
 //! ```text
-//! taskset -c 0 cargo bench --bench waitset     # the headline numbers, one core
-//! cargo bench --bench waitset                  # cross-core, reported apart
+//! taskset -c 0 cargo bench -p procwire-benches --bench waitset     # the headline numbers, one core
+//! cargo bench -p procwire-benches --bench waitset                  # cross-core, reported apart
 //! ```
 //!
 //! - `waitset_echo/{1,100,10000}`: a server thread waits in the set, receives the `u64`

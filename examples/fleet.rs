@@ -1,9 +1,9 @@
 //! Run: cargo run --example fleet
 //!
-//! A server commanding a fleet of drones, each a child process (the seed protocol's use
-//! case, typed). The drones connect to the server's authenticated TCP listener and serve
-//! the `Drone` protocol declared with `procwire::rpc::dispatch!`; the server holds a `Requester`
-//! per drone and
+//! A server commanding a fleet of drones, each a child process: commands, requests and
+//! files over one typed protocol, and a drone that is killed and restarted. The drones
+//! connect to the server's authenticated TCP listener and serve the `Drone` protocol
+//! declared with `procwire::rpc::dispatch!`; the server holds a `Requester` per drone and
 //!
 //! 1. asks each drone who it is and sends it a one-way `TakeOff` command;
 //! 2. requests values (battery, altitude) and checks them;

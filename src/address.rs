@@ -34,9 +34,12 @@ pub enum Family {
 /// | `fifo:///tmp/app` | [`Fifo`](Address::Fifo) (named pipes; not yet served) |
 ///
 /// A bare string with a `:` and no `/` is TCP and must end in a valid port; any other
-/// string without a scheme is a filesystem path. Parsing checks the port, an empty
-/// address, and the length limits of Unix socket paths and abstract names, so a bad
-/// address is an error here rather than at bind time.
+/// string without a scheme is a filesystem path, as in CPython, except one without a `/`
+/// that holds whitespace or control characters (`"not an address"`): that is a typo more
+/// likely than a file name, and is refused with a message listing the accepted forms
+/// (write `./my file` for such a file). Parsing checks the port, an empty address, and
+/// the length limits of Unix socket paths and abstract names, so a bad address is an
+/// error here rather than at bind time.
 ///
 /// # Examples
 ///
@@ -49,6 +52,8 @@ pub enum Family {
 /// assert_eq!(unix, Address::Unix("/tmp/app.sock".into()));
 /// assert_eq!(unix.to_string(), "/tmp/app.sock");
 /// assert!("127.0.0.1:99999".parse::<Address>().is_err());
+/// let typo = "not an address".parse::<Address>().unwrap_err();
+/// assert!(typo.to_string().contains("neither host:port nor a path"), "{typo}");
 /// # Ok::<(), procwire::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -155,6 +160,11 @@ pub(crate) fn private_dir(base: &Path, prefix: &str) -> Result<PathBuf> {
     )))
 }
 
+/// The forms an address may take, for error messages.
+const ACCEPTED_FORMS: &str = "an address is host:port (127.0.0.1:5000, [::1]:0, \
+    localhost:5000, tcp://host:port), a Unix socket path (/run/app.sock, ./app.sock, \
+    unix:///run/app.sock), an abstract socket (@name) or named pipes (fifo:///tmp/app)";
+
 fn invalid(input: &str, why: &str) -> Error {
     Error::InvalidAddress(format!("{input:?}: {why}"))
 }
@@ -241,6 +251,12 @@ impl FromStr for Address {
         }
         if s.contains(':') && !s.contains('/') {
             return parse_tcp(s, s);
+        }
+        if !s.contains('/') && s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(
+                s,
+                &format!("neither host:port nor a path; {ACCEPTED_FORMS}"),
+            ));
         }
         Ok(Address::Unix(parse_path(s, s)?))
     }

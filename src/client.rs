@@ -10,7 +10,7 @@ use crate::auth::{client_handshake, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::channel::Connection;
 use crate::error::{Error, Result};
 use crate::frame::DEFAULT_MAX_MESSAGE_SIZE;
-use crate::transport::{self, TcpOptions};
+use crate::transport::{self, Absent, TcpOptions};
 use crate::AuthKey;
 #[cfg(feature = "postcard")]
 use crate::Postcard;
@@ -60,6 +60,7 @@ impl Client {
 pub struct ClientBuilder {
     pub(crate) authkey: Option<AuthKey>,
     pub(crate) connect_timeout: Duration,
+    pub(crate) wait_for_listener: Option<Duration>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) nodelay: bool,
     pub(crate) keepalive: Option<TcpKeepalive>,
@@ -71,6 +72,7 @@ impl Default for ClientBuilder {
         ClientBuilder {
             authkey: None,
             connect_timeout: ClientBuilder::DEFAULT_CONNECT_TIMEOUT,
+            wait_for_listener: None,
             handshake_timeout: ClientBuilder::DEFAULT_HANDSHAKE_TIMEOUT,
             nodelay: true,
             keepalive: None,
@@ -80,7 +82,7 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The default time [`connect`](ClientBuilder::connect) keeps trying: 5 seconds.
+    /// The default time [`connect`](ClientBuilder::connect) may take: 5 seconds.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// The default time the handshake may take: 5 seconds.
@@ -93,12 +95,54 @@ impl ClientBuilder {
         self
     }
 
-    /// How long to keep trying to connect ([`DEFAULT_CONNECT_TIMEOUT`](ClientBuilder::DEFAULT_CONNECT_TIMEOUT)
-    /// unless set). A Unix
-    /// socket that does not exist yet or refuses is retried until then, so a client may
-    /// start before its listener; a refused TCP connection fails at once.
+    /// How long connecting may take ([`DEFAULT_CONNECT_TIMEOUT`](ClientBuilder::DEFAULT_CONNECT_TIMEOUT)
+    /// unless set): a TCP handshake that gets no answer, a Unix listener whose backlog is
+    /// full. A listener that is not there fails at once whatever this says, unless
+    /// [`wait_for_listener`](ClientBuilder::wait_for_listener) is set, whose timeout then
+    /// bounds the whole connect instead.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Waits up to `timeout` for a listener that is not there yet, so that a client may
+    /// start before its listener: a Unix socket file or FIFO that does not exist, or a
+    /// refused connection (TCP or Unix), is tried again, with pauses from 1 ms growing to
+    /// 50 ms, until `timeout` has passed. Set, it replaces the
+    /// [`connect_timeout`](ClientBuilder::connect_timeout) as the bound of the whole
+    /// connect.
+    ///
+    /// Without it, as with CPython's `Client`, such a connect fails at once with an
+    /// [`Error::Io`] that names the address (kind `NotFound` or `ConnectionRefused`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use procwire::{Client, Connection, Listener};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("procwire-doc-wait-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("later.sock");
+    /// let at = path.to_str().unwrap().to_string();
+    /// let err = Client::connect::<(), (), _>(at.as_str()).unwrap_err();
+    /// assert!(err.to_string().contains("later.sock"), "{err}");
+    ///
+    /// let server = std::thread::spawn(move || -> procwire::Result<()> {
+    ///     std::thread::sleep(Duration::from_millis(50));
+    ///     let listener = Listener::bind(at.as_str())?;
+    ///     let _conn: Connection<(), ()> = listener.accept()?;
+    ///     Ok(())
+    /// });
+    /// let _conn: Connection<(), ()> = Client::builder()
+    ///     .wait_for_listener(Duration::from_secs(10))
+    ///     .connect(path.to_str().unwrap())?;
+    /// server.join().unwrap()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_for_listener(mut self, timeout: Duration) -> Self {
+        self.wait_for_listener = Some(timeout);
         self
     }
 
@@ -177,9 +221,11 @@ impl ClientBuilder {
     /// # Errors
     ///
     /// - [`Error::InvalidAddress`] when `addr` does not parse.
-    /// - [`Error::Io`] when the connection is refused (TCP) or
-    ///   could not be made within the connect timeout (kind `TimedOut`, naming the last
-    ///   failure).
+    /// - [`Error::Io`] naming the address and the cause: kind `NotFound` when a Unix
+    ///   socket file or FIFO does not exist, `ConnectionRefused` when nobody listens
+    ///   (both at once, unless [`wait_for_listener`](ClientBuilder::wait_for_listener) is
+    ///   set), `TimedOut` when the connection could not be made in time (naming the last
+    ///   failure), or any other error of `connect(2)`.
     /// - [`Error::AuthenticationFailed`] when the keys differ or the listener does not
     ///   speak the protocol; [`Error::Timeout`] when the handshake does not finish in time
     ///   — for example against a listener that has no key and waits for us to speak
@@ -190,12 +236,19 @@ impl ClientBuilder {
         Error: From<A::Error>,
     {
         let addr = addr.try_into()?;
-        let deadline = Instant::now() + self.connect_timeout;
+        let (absent, wait) = match self.wait_for_listener {
+            Some(wait) => (Absent::Wait, wait),
+            None => (Absent::Fail, self.connect_timeout),
+        };
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(wait)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
         let tcp = TcpOptions {
             nodelay: self.nodelay,
             keepalive: self.keepalive.clone(),
         };
-        let stream = transport::connect(&addr, &tcp, deadline)?;
+        let stream = transport::connect(&addr, &tcp, deadline, absent)?;
         self.finish(Connection::from_stream(stream, codec))
     }
 

@@ -12,7 +12,7 @@ use std::io;
 /// | --- | --- |
 /// | [`Disconnected`](Error::Disconnected) | at end of stream; further receives return it again |
 /// | [`Truncated`](Error::Truncated) | at end of stream |
-/// | [`MessageTooLarge`](Error::MessageTooLarge) | receiving disabled, sending still works |
+/// | [`MessageTooLarge`](Error::MessageTooLarge) | receiving disabled, sending still works (a shared array over its limit: usable, the message was consumed) |
 /// | [`Protocol`](Error::Protocol) | receiving disabled, sending still works |
 /// | [`BufferTooShort`](Error::BufferTooShort) | usable, the message was consumed |
 /// | [`Decode`](Error::Decode) | usable, the message was consumed |
@@ -24,6 +24,22 @@ use std::io;
 /// | [`Descriptors`](Error::Descriptors) | usable: nothing was sent, or the message was consumed and its descriptors closed |
 /// | [`Remote`](Error::Remote) | usable: only that request failed |
 /// | [`Io`](Error::Io) | depends on the error; see [`Error::is_disconnected`] |
+///
+/// # Reading an error
+///
+/// `{e}` alone says what failed, on what, and why: "cannot connect to 127.0.0.1:1:
+/// Connection refused (os error 111)", "cannot spawn ./missing: No such file or directory
+/// (os error 2)", "cannot decode a message: …" with the codec's own text. Following the
+/// Rust convention, an error prints its cause in `Display` *or* returns it from
+/// [`source`](std::error::Error::source), never both; procwire always prints it, so
+/// `source()` returns only what the printed cause does not show (the cause's own
+/// `source()`), and a chain printer such as `anyhow`'s shows each text once.
+///
+/// Errors made while connecting, binding, accepting or spawning carry that context inside
+/// their [`Error::Io`] (an [`io::Error`] whose [`kind`](io::Error::kind) is the
+/// operating system's); errors of a send or receive on an open connection carry none, so
+/// that the hot path never allocates, and `Display` names them by kind instead ("the peer
+/// is gone: Broken pipe (os error 32)").
 ///
 /// # Examples
 ///
@@ -53,7 +69,24 @@ pub enum Error {
     ///
     /// Nothing of that size was allocated and the payload was left unread; as in CPython,
     /// the connection can no longer receive (further receives return
-    /// [`Error::Protocol`]), but it can still send.
+    /// [`Error::Protocol`]), but it can still send. The limit is the receiver's
+    /// [`set_max_message_size`](crate::Receiver::set_max_message_size) (or
+    /// `max_message_size` on [`ListenerBuilder`](crate::ListenerBuilder) and
+    /// [`ClientBuilder`](crate::ClientBuilder); 256 MiB unless set), or the `limit` of a
+    /// file receive; the text names the setting.
+    ///
+    /// **What the sender sees.** Nothing at first: the limit is the receiver's, and no
+    /// message goes back. The frame's bytes stay unread in the kernel, so a sender of a
+    /// message larger than the socket buffer blocks in its send until the receiver closes
+    /// the connection, and then gets an [`Error::Io`] of kind `BrokenPipe` or
+    /// `ConnectionReset` ([`is_disconnected`](Error::is_disconnected)). Set the same limit
+    /// on both sides, or raise the receiver's (`u64::MAX` turns it off: memory then grows
+    /// only as bytes arrive), to send large messages.
+    ///
+    /// A shared array ([`recv_array`](crate::Receiver::recv_array)) larger than its own
+    /// limit, [`set_max_array_size`](crate::Receiver::set_max_array_size) (none unless
+    /// set), is refused with this error too; that message is consumed and the connection
+    /// stays usable.
     MessageTooLarge {
         /// The length the peer announced.
         len: u64,
@@ -63,10 +96,11 @@ pub enum Error {
     /// The slice given to `recv_bytes_into` was too small; this holds the whole message,
     /// which counts as received. The next message is still readable.
     BufferTooShort(Vec<u8>),
-    /// The codec could not encode a value; nothing was sent.
+    /// The codec could not encode a value; nothing was sent. `Display` includes the
+    /// codec's error text.
     Encode(Box<dyn std::error::Error + Send + Sync>),
     /// The codec could not decode a message; the message was consumed and the next one is
-    /// still readable.
+    /// still readable. `Display` includes the codec's error text.
     Decode(Box<dyn std::error::Error + Send + Sync>),
     /// The peer broke the framing protocol (for example a negative length other than the
     /// `-1` escape), or receiving was disabled by an earlier such error.
@@ -112,7 +146,12 @@ pub enum Error {
     /// [`Requester::request`](crate::rpc::Requester::request)); the connection carries on.
     Remote(String),
     /// An operating-system error. Sending to a peer that is gone gives the kinds
-    /// `BrokenPipe` or `ConnectionReset`, never a `SIGPIPE`.
+    /// `BrokenPipe` or `ConnectionReset`, never a `SIGPIPE` (see
+    /// [`is_disconnected`](Error::is_disconnected)).
+    ///
+    /// When it happened while connecting, binding, accepting or spawning, its text names
+    /// the operation and the address or program ("cannot bind 127.0.0.1:80: Permission
+    /// denied (os error 13)"); its kind is still the operating system's.
     Io(io::Error),
 }
 
@@ -132,13 +171,18 @@ impl Error {
     pub fn is_disconnected(&self) -> bool {
         match self {
             Error::Disconnected | Error::Truncated { .. } => true,
-            Error::Io(e) => matches!(
-                e.kind(),
-                io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-            ),
+            Error::Io(e) => is_gone(e),
             _ => false,
+        }
+    }
+
+    /// Puts `what` ("cannot bind /run/app.sock") before an [`Error::Io`] that says nothing
+    /// of what failed yet; any other error, or one that has its context already, is
+    /// returned unchanged. For setup paths only: it allocates.
+    pub(crate) fn context(self, what: impl FnOnce() -> String) -> Error {
+        match self {
+            Error::Io(e) if !has_context(&e) => Error::Io(Context::wrap(what(), e)),
+            other => other,
         }
     }
 
@@ -165,6 +209,10 @@ impl Error {
         };
         let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
         while let Some(err) = next {
+            if let Some(ctx) = err.downcast_ref::<Context>() {
+                next = Some(&ctx.err);
+                continue;
+            }
             if let Some(io) = err.downcast_ref::<io::Error>() {
                 if is_exhaustion(io) {
                     return true;
@@ -191,6 +239,57 @@ pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
     )
 }
 
+/// Whether `e`'s kind means the peer is gone: `BrokenPipe`, `ConnectionReset` or
+/// `ConnectionAborted`.
+fn is_gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
+}
+
+/// Whether `e` already says what failed (its payload is a [`Context`]).
+fn has_context(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Context>())
+}
+
+/// The payload of an [`Error::Io`] made on a setup path: what failed and on what, the
+/// operating system's error, and optionally what happens next. `Display` prints all of it;
+/// `source()` is the operating system error's own source, which it does not print.
+#[derive(Debug)]
+pub(crate) struct Context {
+    what: String,
+    err: io::Error,
+    then: String,
+}
+
+impl Context {
+    /// An `io::Error` of `err`'s kind that reads "`what`: `err`".
+    pub(crate) fn wrap(what: String, err: io::Error) -> io::Error {
+        Context::io(err.kind(), what, err, String::new())
+    }
+
+    /// An `io::Error` of `kind` that reads "`what`: `err``then`" (`then` is empty or
+    /// starts with its own separator: "; the listener pauses …").
+    pub(crate) fn io(kind: io::ErrorKind, what: String, err: io::Error, then: String) -> io::Error {
+        io::Error::new(kind, Context { what, err, then })
+    }
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}{}", self.what, self.err, self.then)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.err.source()
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -201,15 +300,17 @@ impl fmt::Display for Error {
             ),
             Error::MessageTooLarge { len, limit } => write!(
                 f,
-                "message of {len} bytes exceeds the {limit}-byte limit"
+                "message of {len} bytes exceeds the receiver's {limit}-byte limit (raise it \
+                 with set_max_message_size or the builder's max_message_size; a shared \
+                 array's with set_max_array_size)"
             ),
             Error::BufferTooShort(msg) => write!(
                 f,
                 "buffer too short for a message of {} bytes",
                 msg.len()
             ),
-            Error::Encode(_) => f.write_str("failed to encode a message"),
-            Error::Decode(_) => f.write_str("failed to decode a message"),
+            Error::Encode(e) => write!(f, "cannot encode a value: {e}"),
+            Error::Decode(e) => write!(f, "cannot decode a message: {e}"),
             Error::Protocol(why) => write!(f, "protocol error: {why}"),
             Error::Timeout => f.write_str("timed out waiting for a message"),
             Error::PartlySent { sent, len } => write!(
@@ -221,16 +322,20 @@ impl fmt::Display for Error {
             Error::InvalidAddress(why) => write!(f, "invalid address {why}"),
             Error::Descriptors(why) => write!(f, "descriptor error: {why}"),
             Error::Remote(why) => write!(f, "the peer's handler failed: {why}"),
-            Error::Io(_) => f.write_str("i/o error"),
+            Error::Io(e) if has_context(e) => write!(f, "{e}"),
+            Error::Io(e) if is_gone(e) => write!(f, "the peer is gone: {e}"),
+            Error::Io(e) => write!(f, "i/o error: {e}"),
         }
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // `Display` prints the cause itself, so only the cause's own source is returned.
         match self {
-            Error::Encode(e) | Error::Decode(e) => Some(&**e),
-            Error::Io(e) => Some(e),
+            Error::Encode(e) | Error::Decode(e) => e.source(),
+            // An `io::Error`'s `source()` is its payload's `source()`: what it does not print.
+            Error::Io(e) => e.source(),
             _ => None,
         }
     }

@@ -67,7 +67,9 @@ pub fn spawn<S, R>(cmd: Command) -> Result<(Child, Connection<S, R>)> {
 ///
 /// # Errors
 ///
-/// [`Error::Io`] when the socket pair cannot be made or the program cannot be started.
+/// [`Error::Io`] when the socket pair cannot be made or the program cannot be started; the
+/// text names the program and the cause ("cannot spawn ./missing: No such file or
+/// directory (os error 2)").
 pub fn spawn_with<S, R, C: Clone>(
     mut cmd: Command,
     codec: C,
@@ -87,7 +89,15 @@ pub fn spawn_with<S, R, C: Clone>(
             Ok(())
         });
     }
-    let child = cmd.spawn()?;
+    let child = cmd.spawn().map_err(|e| {
+        let program = std::path::Path::new(cmd.get_program())
+            .display()
+            .to_string();
+        Error::Io(crate::error::Context::wrap(
+            format!("cannot spawn {program}"),
+            e,
+        ))
+    })?;
     drop(theirs);
     Ok((
         Child::new(child),

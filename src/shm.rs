@@ -1,4 +1,5 @@
-//! Shared-memory arrays: a [`Pod`] array in a sealed memfd, passed by descriptor and read
+//! Shared-memory arrays: a [`Pod`](https://docs.rs/bytemuck/1/bytemuck/trait.Pod.html)
+//! array in a sealed memfd, passed by descriptor and read
 //! in place by the receiver (Linux and Android only: memfds are Linux's).
 //!
 //! # On the wire
@@ -306,12 +307,13 @@ impl<X> MessageSender<X> {
 impl<X> MessageReceiver<X> {
     /// Receives an array announcement and its memfd, checks both, and maps the memfd.
     pub(crate) fn recv_array<A: Pod>(&self, wait: Wait) -> Result<SharedArray<A>> {
-        self.receive(wait, |r, _| recv_array(r))
+        let max = self.max_array_size();
+        self.receive(wait, |r, _| recv_array(r, max))
     }
 }
 
-fn recv_array<A: Pod>(r: &mut Reader) -> Result<SharedArray<A>> {
-    let max = r.max_message_size();
+/// Receives an array of at most `max` bytes.
+fn recv_array<A: Pod>(r: &mut Reader, max: u64) -> Result<SharedArray<A>> {
     let (announced, fds) = r.claiming_fds(|r| r.recv_with(parse_announcement))?;
     let Some((count, size)) = announced else {
         return Err(refuse("the message is not a shared array".into()));

@@ -98,6 +98,39 @@ fn client_files_are_gone_once_connected_and_messages_flow_both_ways() {
     assert_eq!(client_pairs(), before);
 }
 
+/// A known race, found while testing #16 and not fixed yet: an unkeyed FIFO listener hands
+/// a client over as soon as it has opened the client's write FIFO for reading, before the
+/// client has opened it for writing; a blocking read in that window sees no writer and
+/// reports end of stream. (With a key the handshake waits for the client's bytes, and
+/// `recv_timeout` polls first, so both are unaffected.) Holding the FIFO open with
+/// `O_RDWR` on the client side until its write end is open closes the window, but then the
+/// client no longer learns that the listener took it.
+#[test]
+#[ignore = "known race in unkeyed FIFO accept; see the comment"]
+fn an_unkeyed_listener_that_receives_at_once_gets_the_clients_message_not_end_of_stream() {
+    let _s = serial();
+    let dir = Dir::new("unkeyed");
+    let listener = Listener::bind(dir.addr("r").as_str()).unwrap();
+    for round in 0..20 {
+        let addr = dir.addr("r");
+        let client = thread::spawn(move || -> procwire::Result<()> {
+            let conn: Conn = Client::connect(addr.as_str())?;
+            thread::sleep(Duration::from_millis(5)); // the server reads before this send
+            conn.send(&round)?;
+            assert_eq!(conn.recv_timeout(Duration::from_secs(10))?, round + 1);
+            Ok(())
+        });
+        let server: Conn = listener.accept().unwrap();
+        // A blocking receive: a read of a FIFO that no writer has opened yet is end of
+        // stream, unless the client holds it open for writing from the start.
+        let n = server
+            .recv()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        server.send(&(n + 1)).unwrap();
+        client.join().unwrap().unwrap();
+    }
+}
+
 #[test]
 fn clients_connecting_at_the_same_instant_are_all_served() {
     let _s = serial();
@@ -191,14 +224,19 @@ fn client_of_a_listener_that_never_answers_times_out_and_cleans_up() {
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(client_pairs(), before);
 
-    // Nobody listening at all: the same, bounded.
+    // Nobody listening at all: at once, as in CPython; bounded when waiting for one.
+    let Err(Error::Io(e)) = Client::connect::<u32, u32, _>(dir.addr("nobody").as_str()) else {
+        panic!()
+    };
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
     let Err(Error::Io(e)) = Client::builder()
-        .connect_timeout(Duration::from_millis(100))
+        .wait_for_listener(Duration::from_millis(100))
         .connect::<u32, u32, _>(dir.addr("nobody").as_str())
     else {
         panic!()
     };
     assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    assert_eq!(client_pairs(), before);
 }
 
 /// The child of `client_killed_before_accept_is_reported_and_the_next_is_served`: connects

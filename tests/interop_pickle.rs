@@ -109,7 +109,7 @@ fn exchange(py: &Python, conn: &Conn) {
     for protocol in protocols(py) {
         match recv_within(conn) {
             Ok(got) => assert_eq!(got, want, "{py}: protocol {protocol}"),
-            Err(e) => panic!("{py}: protocol {protocol}: {e:?}: {:?}", source(&e)),
+            Err(e) => panic!("{py}: protocol {protocol}: {e}"),
         }
     }
     match recv_within(conn) {
@@ -124,10 +124,6 @@ fn exchange(py: &Python, conn: &Conn) {
         want,
         "{py}: after a refused message"
     );
-}
-
-fn source(e: &Error) -> Option<String> {
-    std::error::Error::source(e).map(ToString::to_string)
 }
 
 fn check_python(py: &Python, child: std::process::Child, what: &str) {

@@ -316,7 +316,7 @@ fn arbitrary_unix_listener_removes_its_private_directory() {
 }
 
 #[test]
-fn client_retries_a_unix_path_until_the_listener_appears() {
+fn client_waiting_for_the_listener_retries_a_unix_path_until_it_appears() {
     let dir = TempDir::new();
     let path = dir.path("late.sock");
     let later = path.clone();
@@ -327,7 +327,7 @@ fn client_retries_a_unix_path_until_the_listener_appears() {
         conn.send(&"late".to_string()).unwrap();
     });
     let conn: Conn = Client::builder()
-        .connect_timeout(Duration::from_secs(10))
+        .wait_for_listener(Duration::from_secs(10))
         .connect(path.as_path())
         .unwrap();
     assert_eq!(conn.recv_timeout(Duration::from_secs(10)).unwrap(), "late");
@@ -335,11 +335,11 @@ fn client_retries_a_unix_path_until_the_listener_appears() {
 }
 
 #[test]
-fn client_gives_up_on_a_missing_unix_path_at_the_connect_timeout() {
+fn client_waiting_for_the_listener_gives_up_on_a_missing_unix_path_at_its_deadline() {
     let dir = TempDir::new();
     let t = Instant::now();
     let Err(Error::Io(e)) = Client::builder()
-        .connect_timeout(Duration::from_millis(200))
+        .wait_for_listener(Duration::from_millis(200))
         .connect::<(), (), _>(dir.path("never.sock").as_path())
     else {
         panic!()

@@ -275,7 +275,10 @@ fn decode_error_consumes_the_message_and_the_next_is_readable() {
         tx.send(&(1, "ok".to_string())).unwrap();
         for _ in 0..2 {
             let err = assert_err!(rx.recv(), Error::Decode(_));
-            assert!(std::error::Error::source(&err).is_some());
+            let Error::Decode(cause) = &err else {
+                unreachable!()
+            };
+            assert_eq!(err.to_string(), format!("cannot decode a message: {cause}"));
         }
         assert_eq!(rx.recv().unwrap(), (1, "ok".to_string()));
     });
@@ -312,7 +315,9 @@ fn message_over_the_maximum_is_too_large_then_receiving_is_disabled_but_sending_
         );
         assert_eq!(
             err.to_string(),
-            "message of 101 bytes exceeds the 100-byte limit"
+            "message of 101 bytes exceeds the receiver's 100-byte limit (raise it with \
+             set_max_message_size or the builder's max_message_size; a shared array's with \
+             set_max_array_size)"
         );
         assert!(b.poll(Some(Duration::ZERO)).unwrap());
         assert_err!(b.recv_bytes(), Error::Protocol(_));

@@ -247,16 +247,58 @@ fn arrays_whose_memfd_does_not_match_the_announcement_are_refused() {
             sealed(16),
             "not a shared array",
         );
-        b.set_max_message_size(40); // the announcement fits, the array does not
-        assert_refused(
-            &a,
-            &b,
-            &announcement(8, 8),
-            sealed(64),
-            "64 bytes exceed the 40-byte limit",
-        );
-        b.set_max_message_size(procwire::frame::DEFAULT_MAX_MESSAGE_SIZE);
         assert_eq!(open_fds(), before);
+    });
+}
+
+#[test]
+fn an_array_larger_than_the_maximum_message_size_arrives_under_the_default_limits() {
+    let _serial = serial();
+    bounded(|| {
+        let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        // 320 MiB, above the 256 MiB message limit; the memfd is sparse, so this costs no
+        // memory beyond the pages touched.
+        let len = (320usize << 20) / 8;
+        assert!(len as u64 * 8 > b.max_message_size());
+        let mut array = SharedArrayMut::<u64>::new(len).unwrap();
+        array[len - 1] = 42;
+        a.send_array(&array.seal().unwrap()).unwrap();
+        let got = b.recv_array::<u64>().unwrap();
+        assert_eq!((got.len(), got[len - 1]), (len, 42));
+        // Nor does a tiny message limit stop one: the announcement is 32 bytes.
+        b.set_max_message_size(32);
+        a.send_array(&SharedArray::from_slice(&[1u64; 1000]).unwrap())
+            .unwrap();
+        assert_eq!(b.recv_array::<u64>().unwrap().len(), 1000);
+    });
+}
+
+#[test]
+fn an_array_above_max_array_size_is_message_too_large_and_the_receiver_carries_on() {
+    let _serial = serial();
+    bounded(|| {
+        let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        assert_eq!(b.max_array_size(), u64::MAX);
+        b.set_max_array_size(1 << 20);
+        let before = open_fds();
+        let big = SharedArrayMut::<u8>::new((1 << 20) + 1)
+            .unwrap()
+            .seal()
+            .unwrap();
+        a.send_array(&big).unwrap();
+        drop(big);
+        let err = assert_err!(
+            b.recv_array::<u8>(),
+            Error::MessageTooLarge {
+                len: 1048577,
+                limit: 1048576
+            }
+        );
+        assert!(err.to_string().contains("set_max_array_size"), "{err}");
+        assert!(open_fds().len() <= before.len(), "the memfd is closed");
+        let fine = SharedArray::from_slice(&[7u8; 1 << 20]).unwrap();
+        a.send_array(&fine).unwrap();
+        assert_eq!(b.recv_array::<u8>().unwrap().len(), 1 << 20);
     });
 }
 

@@ -142,6 +142,8 @@ pub struct Receiver<
     kind: Kind,
     reader: Reader,
     codec: C,
+    /// The shared-array limit of the blocking receiver it came from, kept for its return.
+    max_array: u64,
     reg: Arc<Rt::Registration>,
     /// The receive the `Stream` implementation is in the middle of.
     stream: Progress,
@@ -218,7 +220,7 @@ impl<T, C, Rt: Runtime> Sender<T, C, Rt> {
     /// - [`Error::Io`] when the descriptor cannot be made non-blocking or registered (for
     ///   tokio: outside a runtime).
     pub fn from_blocking(sender: crate::Sender<T, C>) -> Result<Self> {
-        let (fd, writer, encoder) = sender.into_parts();
+        let (fd, writer, encoder) = sender.into_parts()?;
         check_alone(&fd, 2)?;
         let reg = register::<Rt>(&fd)?;
         Ok(Sender::new(fd, writer, encoder, reg))
@@ -471,6 +473,7 @@ impl<T, C, Rt: Runtime> Receiver<T, C, Rt> {
         kind: Kind,
         mut reader: Reader,
         codec: C,
+        max_array: u64,
         reg: Arc<Rt::Registration>,
     ) -> Self {
         reader.set_nonblocking(true);
@@ -479,6 +482,7 @@ impl<T, C, Rt: Runtime> Receiver<T, C, Rt> {
             kind,
             reader,
             codec,
+            max_array,
             reg,
             stream: Progress::default(),
             _marker: PhantomData,
@@ -498,10 +502,10 @@ impl<T, C, Rt: Runtime> Receiver<T, C, Rt> {
     /// - [`Error::Io`] when the descriptor cannot be made non-blocking or registered (for
     ///   tokio: outside a runtime).
     pub fn from_blocking(receiver: crate::Receiver<T, C>) -> Result<Self> {
-        let (fd, kind, reader, codec) = receiver.into_parts();
+        let (fd, kind, reader, codec, max_array) = receiver.into_parts();
         check_alone(&fd, 2)?;
         let reg = register::<Rt>(&fd)?;
-        Ok(Receiver::new(fd, kind, reader, codec, reg))
+        Ok(Receiver::new(fd, kind, reader, codec, max_array, reg))
     }
 
     /// Makes it a blocking [`crate::Receiver`] again, keeping what it has buffered.
@@ -513,19 +517,22 @@ impl<T, C, Rt: Runtime> Receiver<T, C, Rt> {
     /// - [`Error::Io`] when the descriptor cannot be put back in blocking mode.
     pub fn into_blocking(self) -> Result<crate::Receiver<T, C>> {
         check_alone(&self.fd, 3)?;
-        let (fd, kind, reader, codec) = self.into_blocking_parts();
+        let (fd, kind, reader, codec, max_array) = self.into_blocking_parts();
         transport::set_blocking(fd.as_fd(), true)?;
-        Ok(crate::Receiver::from_parts(fd, kind, reader, codec))
+        Ok(crate::Receiver::from_parts(
+            fd, kind, reader, codec, max_array,
+        ))
     }
 
     /// Deregisters it and takes it apart, leaving the descriptor's mode alone; an
     /// unfinished receive of the `Stream` gives its bytes back first.
-    fn into_blocking_parts(self) -> (Arc<OwnedFd>, Kind, Reader, C) {
+    fn into_blocking_parts(self) -> (Arc<OwnedFd>, Kind, Reader, C, u64) {
         let Receiver {
             fd,
             kind,
             mut reader,
             codec,
+            max_array,
             reg,
             mut stream,
             ..
@@ -533,7 +540,7 @@ impl<T, C, Rt: Runtime> Receiver<T, C, Rt> {
         reader.abandon(&mut stream, &[]);
         reader.set_nonblocking(false);
         drop(reg);
-        (fd, kind, reader, codec)
+        (fd, kind, reader, codec, max_array)
     }
 
     /// Receives and decodes the next message; see [`crate::Receiver::recv`].
@@ -798,8 +805,8 @@ impl<S, R, C, Rt: Runtime> Connection<S, R, C, Rt> {
         tx: crate::Sender<S, C>,
         rx: crate::Receiver<R, C>,
     ) -> Result<Self> {
-        let (wfd, writer, encoder) = tx.into_parts();
-        let (rfd, kind, reader, codec) = rx.into_parts();
+        let (wfd, writer, encoder) = tx.into_parts()?;
+        let (rfd, kind, reader, codec, max_array) = rx.into_parts();
         let rreg = register::<Rt>(&rfd)?;
         let wreg = if Arc::ptr_eq(&wfd, &rfd) {
             Arc::clone(&rreg)
@@ -808,7 +815,7 @@ impl<S, R, C, Rt: Runtime> Connection<S, R, C, Rt> {
         };
         Ok(Connection {
             tx: Sender::new(wfd, writer, encoder, wreg),
-            rx: Receiver::new(rfd, kind, reader, codec, rreg),
+            rx: Receiver::new(rfd, kind, reader, codec, max_array, rreg),
         })
     }
 
@@ -821,14 +828,14 @@ impl<S, R, C, Rt: Runtime> Connection<S, R, C, Rt> {
     pub fn into_blocking(self) -> Result<crate::Connection<S, R, C>> {
         let Connection { tx, rx } = self;
         let (wfd, writer, encoder) = tx.into_blocking_parts();
-        let (rfd, kind, reader, codec) = rx.into_blocking_parts();
+        let (rfd, kind, reader, codec, max_array) = rx.into_blocking_parts();
         transport::set_blocking(rfd.as_fd(), true)?;
         if !Arc::ptr_eq(&wfd, &rfd) {
             transport::set_blocking(wfd.as_fd(), true)?;
         }
         Ok(crate::Connection::from_halves(
             crate::Sender::from_parts(wfd, writer, encoder),
-            crate::Receiver::from_parts(rfd, kind, reader, codec),
+            crate::Receiver::from_parts(rfd, kind, reader, codec, max_array),
         ))
     }
 

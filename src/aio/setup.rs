@@ -318,6 +318,14 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
         self
     }
 
+    /// See [`ClientBuilder::wait_for_listener`](crate::ClientBuilder::wait_for_listener):
+    /// a missing or refusing listener is retried until `timeout`, which then bounds the
+    /// whole connect.
+    pub fn wait_for_listener(mut self, timeout: Duration) -> Self {
+        self.options = self.options.wait_for_listener(timeout);
+        self
+    }
+
     /// See [`ClientBuilder::handshake_timeout`](crate::ClientBuilder::handshake_timeout).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.options = self.options.handshake_timeout(timeout);
@@ -355,7 +363,8 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
     ///
     /// The connect is non-blocking: TCP waits for the socket to turn writable, a Unix
     /// socket whose listener's backlog is full is retried until the connect timeout. A
-    /// missing socket file or a refusal fails at once. Host names are resolved with the
+    /// missing socket file or a refusal fails at once, unless
+    /// [`wait_for_listener`](ClientBuilder::wait_for_listener) asks to retry. Host names are resolved with the
     /// system resolver, which blocks; give addresses as IP literals in latency-sensitive
     /// code. FIFO addresses are not supported by the async client.
     ///
@@ -387,12 +396,16 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
             nodelay: o.nodelay,
             keepalive: o.keepalive.clone(),
         };
-        let deadline = Instant::now() + o.connect_timeout;
-        let stream =
-            match within::<Rt, _>(o.connect_timeout, connect::<Rt>(&addr, &tcp, deadline)).await {
-                Err(Error::Timeout) => Err(transport::connect_failed(&addr, None, true)),
-                other => other,
-            }?;
+        let (wait, limit) = match o.wait_for_listener {
+            Some(wait) => (true, wait),
+            None => (false, o.connect_timeout),
+        };
+        let deadline = Instant::now() + limit;
+        let connecting = connect::<Rt>(&addr, &tcp, deadline, wait);
+        let stream = match within::<Rt, _>(limit, connecting).await {
+            Err(Error::Timeout) => Err(transport::connect_failed(&addr, None, true)),
+            other => other,
+        }?;
         let mut conn = Connection::from_stream(stream, codec, o.max_message_size)?;
         if let Some(key) = &o.authkey {
             within::<Rt, _>(o.handshake_timeout, client_handshake(&mut conn, key)).await?;
@@ -401,51 +414,61 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
     }
 }
 
-/// Connects to `addr` without blocking the thread.
+/// Connects to `addr` without blocking the thread; with `wait`, a listener that is not
+/// there yet (no socket file, a refusal) is retried until `deadline`.
 async fn connect<Rt: Runtime>(
     addr: &Address,
     opts: &TcpOptions,
     deadline: Instant,
+    wait: bool,
 ) -> Result<Stream> {
-    match addr {
-        Address::Tcp(_) | Address::TcpHost { .. } => {
-            let mut last = None;
-            for sa in tcp::resolve(addr)? {
-                match tcp_connect::<Rt>(sa).await {
-                    Ok(socket) => return tcp::configured(socket, opts),
-                    Err(e) => last = Some(e),
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let err = match addr {
+            Address::Tcp(_) | Address::TcpHost { .. } => {
+                let mut last = None;
+                for sa in tcp::resolve(addr)? {
+                    match tcp_connect::<Rt>(sa).await {
+                        Ok(socket) => return tcp::configured(socket, opts),
+                        Err(e) => last = Some(e),
+                    }
                 }
+                last.unwrap_or_else(|| io::ErrorKind::NotFound.into())
             }
-            Err(transport::connect_failed(addr, last, false))
-        }
-        Address::Unix(_) | Address::Abstract(_) => {
-            let sa = unix::sockaddr(addr)?;
-            let mut pause = Duration::from_millis(1);
-            loop {
-                match unix::try_connect(&sa)? {
+            Address::Unix(_) | Address::Abstract(_) => {
+                match unix::try_connect(&unix::sockaddr(addr)?)? {
                     Ok(socket) => {
                         return Ok(Stream::Socket {
                             fd: socket.into(),
                             kind: Kind::Unix,
                         })
                     }
-                    // The listener's backlog is full: it may drain.
-                    Err(e)
-                        if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline =>
-                    {
-                        Rt::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_millis(50));
-                    }
-                    Err(e) => return Err(transport::connect_failed(addr, Some(e), false)),
+                    Err(e) => e,
                 }
             }
+            Address::Fifo(_) => {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!(
+                        "the async client cannot connect to {addr}: FIFO connections are \
+                         blocking only"
+                    ),
+                )))
+            }
+        };
+        // A full backlog (Unix) may drain; an absent or refusing listener may come, when
+        // the caller asked to wait for it.
+        let retry = err.kind() == io::ErrorKind::WouldBlock
+            || (wait
+                && matches!(
+                    err.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                ));
+        if !retry || Instant::now() >= deadline {
+            return Err(transport::connect_failed(addr, Some(err), false));
         }
-        Address::Fifo(_) => Err(Error::Io(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!(
-                "the async client cannot connect to {addr}: FIFO connections are blocking only"
-            ),
-        ))),
+        Rt::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 

@@ -490,11 +490,16 @@ impl<T, C> Receiver<T, C> {
     ///
     /// The memfd is checked before it is mapped, so a peer cannot change or shrink the
     /// memory afterwards: it must carry the seals `F_SEAL_WRITE`, `F_SEAL_SHRINK` and
-    /// `F_SEAL_GROW`, its size must be exactly the announced count of `A`s, and it may be
-    /// no larger than [`max_message_size`](Receiver::max_message_size).
+    /// `F_SEAL_GROW`, and its size must be exactly the announced count of `A`s. Mapping
+    /// allocates nothing, so an array has its own limit,
+    /// [`max_array_size`](Receiver::max_array_size) (none unless set), not the maximum
+    /// message size.
     ///
     /// # Errors
     ///
+    /// - [`Error::MessageTooLarge`] when the array is larger than
+    ///   [`max_array_size`](Receiver::max_array_size); unlike a refused frame, the message
+    ///   is consumed, its descriptor closed, and the receiver stays usable.
     /// - [`Error::Descriptors`] when the message is not an array of `A` or its memfd fails
     ///   a check; the message is consumed and its descriptors are closed.
     /// - Otherwise as [`recv_bytes_fds`](Receiver::recv_bytes_fds).
@@ -555,5 +560,33 @@ impl<T, C> Receiver<T, C> {
     /// ```
     pub fn recv_array_timeout<A: Pod>(&self, timeout: Duration) -> Result<SharedArray<A>> {
         self.io.recv_array(Wait::Within(timeout))
+    }
+
+    /// The largest shared array, in bytes, that [`recv_array`](Receiver::recv_array)
+    /// maps: `u64::MAX` (no limit) unless changed. Independent of
+    /// [`max_message_size`](Receiver::max_message_size): an array is mapped, not copied,
+    /// so the receiver allocates nothing for it whatever its size.
+    pub fn max_array_size(&self) -> u64 {
+        self.io.max_array_size()
+    }
+
+    /// Sets the largest shared array, in bytes, that [`recv_array`](Receiver::recv_array)
+    /// maps; a larger one is refused with [`Error::MessageTooLarge`], its message consumed
+    /// and its memfd closed, and the receiver carries on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = procwire::duplex::<(), ()>()?;
+    /// rx.set_max_array_size(16);
+    /// tx.send_array(&procwire::SharedArray::from_slice(&[0u64; 3])?)?;
+    /// let err = rx.recv_array::<u64>().unwrap_err();
+    /// assert!(matches!(err, procwire::Error::MessageTooLarge { len: 24, limit: 16 }));
+    /// tx.send_bytes(b"next")?;
+    /// assert_eq!(rx.recv_bytes()?, b"next");
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    pub fn set_max_array_size(&self, max: u64) {
+        self.io.set_max_array_size(max);
     }
 }

@@ -72,6 +72,9 @@ forward! {
     rx(Receiver).recv_bytes_into [P: Pod] (out: &mut [P]) -> Result<usize>;
     rx(Receiver).try_recv_bytes_into [P: Pod] (out: &mut [P]) -> Result<usize>;
     rx(Receiver).recv_bytes_into_timeout [P: Pod] (out: &mut [P], timeout: Duration) -> Result<usize>;
+    rx(Receiver).recv_slice_into ['a, P: Pod] (out: &'a mut [P]) -> Result<&'a mut [P]>;
+    rx(Receiver).try_recv_slice_into ['a, P: Pod] (out: &'a mut [P]) -> Result<&'a mut [P]>;
+    rx(Receiver).recv_slice_into_timeout ['a, P: Pod] (out: &'a mut [P], timeout: Duration) -> Result<&'a mut [P]>;
     rx(Receiver).recv_fds [] () -> Result<(R, Vec<OwnedFd>)> where [C: Decode<R>];
     rx(Receiver).try_recv_fds [] () -> Result<(R, Vec<OwnedFd>)> where [C: Decode<R>];
     rx(Receiver).recv_fds_timeout [] (timeout: Duration) -> Result<(R, Vec<OwnedFd>)> where [C: Decode<R>];
@@ -112,5 +115,18 @@ impl<S, R, C> Connection<S, R, C> {
     /// [`Receiver::set_max_message_size`].
     pub fn set_max_message_size(&self, max: u64) {
         self.rx.set_max_message_size(max);
+    }
+
+    /// The largest shared array this connection maps; see [`Receiver::max_array_size`].
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn max_array_size(&self) -> u64 {
+        self.rx.max_array_size()
+    }
+
+    /// Sets the largest shared array this connection maps; see
+    /// [`Receiver::set_max_array_size`].
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn set_max_array_size(&self, max: u64) {
+        self.rx.set_max_array_size(max);
     }
 }

@@ -28,6 +28,7 @@ mod forward;
 mod pairs;
 #[cfg(feature = "rkyv")]
 mod rkyv;
+mod slices;
 mod timed;
 mod waitable;
 
@@ -56,8 +57,28 @@ fn decode<T, C: Decode<T>>(reader: &mut Reader, codec: &mut C) -> Result<T> {
 /// The sending half of a typed connection: values of `T`, encoded by `C`.
 ///
 /// Made by [`pipe`](crate::pipe), by [`Connection::split`], or by the process and socket
-/// constructors. Methods take `&self`: a `Sender` can be shared between threads (through
-/// an `Arc`), and each message goes out whole, never interleaved with another thread's.
+/// constructors. Like `std::sync::mpsc::Sender`, it is `Clone`: clones share one
+/// descriptor and one lock, so several threads can send at once, each message goes out
+/// whole, never interleaved with another thread's, and the descriptor is closed when the
+/// last clone (and, for a [`split`](Connection::split) connection, the receiver) is gone.
+/// The sending half of a duplex [`Connection`] is cloned the same way:
+/// `conn.sender().clone()`.
+///
+/// ```
+/// let (tx, rx) = procwire::pipe::<(u32, u32)>()?;
+/// let threads: Vec<_> = (0..4)
+///     .map(|t| {
+///         let tx = tx.clone();
+///         std::thread::spawn(move || (0..100).try_for_each(|i| tx.send(&(t, i))))
+///     })
+///     .collect();
+/// drop(tx);
+/// for t in threads {
+///     t.join().unwrap()?;
+/// }
+/// assert_eq!(rx.iter().count(), 400); // ends when the last clone is gone
+/// # Ok::<(), procwire::Error>(())
+/// ```
 ///
 /// # Blocking
 ///
@@ -68,22 +89,41 @@ fn decode<T, C: Decode<T>>(reader: &mut Reader, codec: &mut C) -> Result<T> {
 /// waits) without ever leaving half a message on the stream.
 pub struct Sender<T, #[cfg(feature = "postcard")] C = Postcard, #[cfg(not(feature = "postcard"))] C>
 {
-    io: MessageSender<Encoder<C>>,
+    io: Arc<MessageSender<Encoder<C>>>,
     _marker: PhantomData<fn(&T)>,
+}
+
+impl<T, C> Clone for Sender<T, C> {
+    /// Another sender on the same descriptor, sharing this one's lock, codec and encode
+    /// buffer.
+    fn clone(&self) -> Self {
+        Sender {
+            io: Arc::clone(&self.io),
+            _marker: PhantomData,
+        }
+    }
 }
 
 impl<T, C> Sender<T, C> {
     /// Takes the sender apart (for the async drivers): descriptor, writer, encoder.
     #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
-    pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Writer, Encoder<C>) {
-        self.io.into_parts()
+    ///
+    /// Errors: [`Error::Io`] of kind `InvalidInput` when clones of the sender are alive.
+    pub(crate) fn into_parts(self) -> Result<(Arc<OwnedFd>, Writer, Encoder<C>)> {
+        let io = Arc::try_unwrap(self.io).map_err(|_| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a sender whose clones are alive cannot be taken apart: drop the clones first",
+            ))
+        })?;
+        Ok(io.into_parts())
     }
 
     /// Puts a sender back together from [`into_parts`](Sender::into_parts).
     #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn from_parts(fd: Arc<OwnedFd>, writer: Writer, encoder: Encoder<C>) -> Self {
         Sender {
-            io: MessageSender::from_parts(fd, writer, encoder),
+            io: Arc::new(MessageSender::from_parts(fd, writer, encoder)),
             _marker: PhantomData,
         }
     }
@@ -94,7 +134,7 @@ impl<T, C> Sender<T, C> {
             buf: Vec::new(),
         };
         Sender {
-            io: MessageSender::new(fd, kind, encoder),
+            io: Arc::new(MessageSender::new(fd, kind, encoder)),
             _marker: PhantomData,
         }
     }
@@ -152,9 +192,17 @@ impl<T, C> Sender<T, C> {
 
     /// Sends the bytes of `data` as one message, without encoding.
     ///
-    /// `data` may be a slice of any [`Pod`] type (`u8`, `f64`, `i32`, arrays of them…);
-    /// its bytes are sent in native byte order, as Python's `send_bytes` sends an `array`.
+    /// `data` may be a slice of any
+    /// [`Pod`](https://docs.rs/bytemuck/1/bytemuck/trait.Pod.html) type (`u8`, `f64`,
+    /// `i32`, arrays of them…); its bytes are sent in native byte order, as Python's `send_bytes` sends an `array`.
     /// Header and payload leave in one vectored write.
+    ///
+    /// The size limit is the receiver's (256 MiB unless it changed it): a larger message
+    /// is not refused here; the receiver refuses it with [`Error::MessageTooLarge`] and
+    /// stops reading. This side sees nothing, or, for a message larger than the kernel's
+    /// buffer, a send that blocks and then fails with [`Error::Io`] of kind `BrokenPipe`
+    /// or `ConnectionReset` once the receiver closes. Agree on the limit
+    /// with the receiver, or send a [`SharedArray`](crate::SharedArray), which has none.
     ///
     /// # Errors
     ///
@@ -177,8 +225,8 @@ impl<T, C> Sender<T, C> {
     /// Closes the sender, reporting any error from `close(2)`.
     ///
     /// Dropping a sender closes it too, ignoring errors. When the descriptor is shared with
-    /// the other half of a [`split`](Connection::split) connection, it is closed when both
-    /// halves are gone and this returns `Ok`.
+    /// a clone of this sender or with the other half of a [`split`](Connection::split)
+    /// connection, it is closed when all of them are gone and this returns `Ok`.
     ///
     /// # Errors
     ///
@@ -193,7 +241,15 @@ impl<T, C> Sender<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn close(self) -> Result<()> {
-        close_fd(self.io.into_fd())
+        close_fd(self.into_fd())
+    }
+
+    /// Gives up this sender, returning its share of the descriptor.
+    fn into_fd(self) -> Arc<OwnedFd> {
+        match Arc::try_unwrap(self.io) {
+            Ok(io) => io.into_fd(),
+            Err(shared) => Arc::clone(shared.fd()),
+        }
     }
 }
 
@@ -222,15 +278,21 @@ pub struct Receiver<
 impl<T, C> Receiver<T, C> {
     /// Takes the receiver apart (for the async drivers): descriptor, kind, reader, codec.
     #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
-    pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Kind, Reader, C) {
+    pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Kind, Reader, C, u64) {
         self.io.into_parts()
     }
 
     /// Puts a receiver back together from [`into_parts`](Receiver::into_parts).
     #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
-    pub(crate) fn from_parts(fd: Arc<OwnedFd>, kind: Kind, reader: Reader, codec: C) -> Self {
+    pub(crate) fn from_parts(
+        fd: Arc<OwnedFd>,
+        kind: Kind,
+        reader: Reader,
+        codec: C,
+        max_array: u64,
+    ) -> Self {
         Receiver {
-            io: MessageReceiver::from_parts(fd, kind, reader, codec),
+            io: MessageReceiver::from_parts(fd, kind, reader, codec, max_array),
             _marker: PhantomData,
         }
     }
@@ -334,7 +396,7 @@ impl<T, C> Receiver<T, C> {
     }
 
     /// A blocking iterator over received values; it ends when the peer disconnects at a
-    /// message boundary and yields every other error.
+    /// message boundary and yields every other error. `for v in &rx` is the same.
     ///
     /// # Examples
     ///
@@ -346,6 +408,13 @@ impl<T, C> Receiver<T, C> {
     /// drop(tx);
     /// let got: Vec<u32> = rx.iter().collect::<Result<_, _>>()?;
     /// assert_eq!(got, [0, 1, 2]);
+    ///
+    /// let (tx, rx) = procwire::pipe::<u32>()?;
+    /// tx.send(&7)?;
+    /// drop(tx);
+    /// for v in &rx {
+    ///     assert_eq!(v?, 7);
+    /// }
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn iter(&self) -> Iter<'_, T, C>
@@ -376,7 +445,9 @@ impl<T, C> Receiver<T, C> {
     /// Receives the next message straight into `out`, returning the number of bytes
     /// written; blocks until it has arrived.
     ///
-    /// `out` may be a slice of any [`Pod`] type; the bytes land in it as sent, in the
+    /// `out` may be a slice of any
+    /// [`Pod`](https://docs.rs/bytemuck/1/bytemuck/trait.Pod.html) type; the bytes land in
+    /// it as sent, in the
     /// sender's byte order. Start at an offset by slicing: `&mut buf[3..]`. A large payload
     /// is read from the kernel directly into `out`, with no copy through a buffer and no
     /// allocation.
@@ -455,7 +526,9 @@ impl<T, C> Receiver<T, C> {
     /// rx.set_max_message_size(4);
     /// tx.send_bytes(b"12345")?;
     /// let err = rx.recv_bytes().unwrap_err();
-    /// assert_eq!(err.to_string(), "message of 5 bytes exceeds the 4-byte limit");
+    /// let text = err.to_string();
+    /// assert!(text.starts_with("message of 5 bytes exceeds the receiver's 4-byte limit"));
+    /// assert!(text.contains("set_max_message_size"), "the text names the setting");
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn set_max_message_size(&self, max: u64) {
@@ -475,6 +548,26 @@ impl<T, C> Receiver<T, C> {
 /// A blocking iterator over a [`Receiver`]'s values; see [`Receiver::iter`].
 pub struct Iter<'a, T, C> {
     rx: &'a Receiver<T, C>,
+}
+
+/// `for value in &rx` is `for value in rx.iter()`.
+impl<'a, T, C: Decode<T>> IntoIterator for &'a Receiver<T, C> {
+    type Item = Result<T>;
+    type IntoIter = Iter<'a, T, C>;
+
+    fn into_iter(self) -> Iter<'a, T, C> {
+        self.iter()
+    }
+}
+
+/// `for value in &conn` is `for value in conn.iter()`.
+impl<'a, S, R, C: Decode<R>> IntoIterator for &'a Connection<S, R, C> {
+    type Item = Result<R>;
+    type IntoIter = Iter<'a, R, C>;
+
+    fn into_iter(self) -> Iter<'a, R, C> {
+        self.iter()
+    }
 }
 
 impl<T, C: Decode<T>> Iterator for Iter<'_, T, C> {
@@ -605,7 +698,7 @@ impl<S, R, C> Connection<S, R, C> {
         let Connection { tx, rx } = self;
         // Drop the sender's share of the descriptor too, so that `rx.close` holds the last
         // one and reports what `close(2)` says.
-        drop(tx.io.into_fd());
+        drop(tx.into_fd());
         rx.close()
     }
 }

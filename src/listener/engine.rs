@@ -26,7 +26,7 @@ use polling::{Event, Events, Poller};
 use super::pending::{Pending, Progress};
 use crate::address::Address;
 use crate::auth::{Handshake, PeerCredentials};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::transport::{self, Accepted, Bound, Stream};
 use crate::AuthKey;
 
@@ -546,47 +546,20 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// The error `accept` reports when `accept(2)` failed for the endpoint itself.
+/// The error `accept` reports when `accept(2)` failed for the endpoint itself: what
+/// happened, the operating system's error, and how long the listener waits.
 fn exhausted(e: io::Error, pause: Duration) -> Error {
-    let kind = e.kind();
     let what = if crate::error::is_exhaustion(&e) {
-        "out of descriptors or memory"
+        "accept out of descriptors or memory"
     } else {
-        "failed"
+        "accept failed"
     };
-    Error::Io(io::Error::new(
-        kind,
-        ListenerPaused {
-            what,
-            pause,
-            cause: e,
-        },
+    Error::Io(Context::io(
+        e.kind(),
+        what.to_string(),
+        e,
+        format!("; the listener pauses accepting for {pause:?} and then tries again"),
     ))
-}
-
-/// The inner error of an `accept` that paused: says what happened and how long the
-/// listener waits, with the operating system's error as its source.
-#[derive(Debug)]
-struct ListenerPaused {
-    what: &'static str,
-    pause: Duration,
-    cause: io::Error,
-}
-
-impl std::fmt::Display for ListenerPaused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "accept {}: {}; the listener pauses accepting for {:?} and then tries again",
-            self.what, self.cause, self.pause
-        )
-    }
-}
-
-impl std::error::Error for ListenerPaused {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.cause)
-    }
 }
 
 /// The pause after failing `accept(2)` calls: doubling from [`BACKOFF_FIRST`] to

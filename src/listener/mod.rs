@@ -216,7 +216,8 @@ impl ListenerBuilder {
     ///
     /// - [`Error::InvalidAddress`] when `addr` does not parse.
     /// - [`Error::Io`] with the cases above, or any `bind`/`listen` failure (kind
-    ///   `AddrInUse` for a TCP port in use).
+    ///   `AddrInUse` for a TCP port in use); the text names the address and the cause
+    ///   ("cannot bind 127.0.0.1:80: Permission denied (os error 13)").
     /// - [`Error::Io`] of kind `Unsupported` for abstract addresses off Linux, and for
     ///   [`allow_uids`](ListenerBuilder::allow_uids) or
     ///   [`allow_gids`](ListenerBuilder::allow_gids) on TCP or FIFO addresses.
@@ -253,7 +254,8 @@ impl ListenerBuilder {
                 ),
             )));
         }
-        let bound = Bound::bind(&addr, opts)?;
+        let bound =
+            Bound::bind(&addr, opts).map_err(|e| e.context(|| format!("cannot bind {addr}")))?;
         let rules = Rules {
             key: self.authkey.clone(),
             handshake_timeout: self.handshake_timeout,

@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -195,6 +196,8 @@ pub(crate) struct MessageReceiver<X = ()> {
     fd: Arc<OwnedFd>,
     kind: Kind,
     inp: Mutex<In<X>>,
+    /// The largest shared array (in bytes) it maps; no limit unless set.
+    max_array: AtomicU64,
 }
 
 impl<X> MessageReceiver<X> {
@@ -205,6 +208,7 @@ impl<X> MessageReceiver<X> {
             fd,
             kind,
             inp: Mutex::new(In { reader, state }),
+            max_array: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -289,27 +293,49 @@ impl<X> MessageReceiver<X> {
         self.lock().reader.set_max_message_size(max);
     }
 
+    /// The largest shared array, in bytes, it maps.
+    pub(crate) fn max_array_size(&self) -> u64 {
+        self.max_array.load(Ordering::Relaxed)
+    }
+
+    /// Sets the largest shared array, in bytes, it maps.
+    pub(crate) fn set_max_array_size(&self, max: u64) {
+        self.max_array.store(max, Ordering::Relaxed);
+    }
+
     /// Whether nothing of the stream is held here: no buffered bytes, no descriptors.
     pub(crate) fn is_idle(&self) -> bool {
         self.lock().reader.is_idle()
     }
 
     /// Takes the receiver apart: its descriptor and kind, reader (with everything it has
-    /// buffered) and the state of the layer above.
+    /// buffered), the state of the layer above and the shared-array limit.
     #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
-    pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Kind, Reader, X) {
-        let MessageReceiver { fd, kind, inp } = self;
+    pub(crate) fn into_parts(self) -> (Arc<OwnedFd>, Kind, Reader, X, u64) {
+        let MessageReceiver {
+            fd,
+            kind,
+            inp,
+            max_array,
+        } = self;
         let In { reader, state } = inp.into_inner().unwrap_or_else(PoisonError::into_inner);
-        (fd, kind, reader, state)
+        (fd, kind, reader, state, max_array.into_inner())
     }
 
     /// Puts a receiver back together from [`into_parts`](MessageReceiver::into_parts).
     #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
-    pub(crate) fn from_parts(fd: Arc<OwnedFd>, kind: Kind, reader: Reader, state: X) -> Self {
+    pub(crate) fn from_parts(
+        fd: Arc<OwnedFd>,
+        kind: Kind,
+        reader: Reader,
+        state: X,
+        max_array: u64,
+    ) -> Self {
         MessageReceiver {
             fd,
             kind,
             inp: Mutex::new(In { reader, state }),
+            max_array: AtomicU64::new(max_array),
         }
     }
 

@@ -3,11 +3,14 @@
 /// Declares a protocol: a request enum, a response enum, a handler trait with one method
 /// per request, and a client trait with one typed method per request on [`Requester`].
 ///
-/// This is the typed counterpart of the seed protocol's `@message_callback(action)` and
-/// `@request_callback(name)` decorators: each request variant is routed to its own handler
-/// method, whose arguments are the variant's fields and whose return type is that request's
-/// own response type. A handler that misses a method, or returns the wrong type, does not
-/// compile.
+/// A protocol here is a fixed set of named commands. Each command is a variant of the
+/// request enum, and the server has one handler method for it: the method's arguments are
+/// the variant's fields, and its return type is that command's own answer. A client either
+/// waits for the answer (a request) or only for the acknowledgement that the handler ran (a
+/// one-way message, [`Requester::send`]). Each request variant is routed to its own method,
+/// so a handler that misses a method, or returns the wrong type, does not compile; on the
+/// wire every call is one [`Envelope`](crate::rpc::Envelope) (see the
+/// [`rpc`](crate::rpc#protocol) module for the messages exchanged).
 ///
 /// ```text
 /// procwire::rpc::dispatch! {
@@ -33,7 +36,7 @@
 /// - `trait Client`, with `fn method(&self, arg: Type, ..., timeout: Duration) ->
 ///   procwire::Result<ReturnType>` for each variant, implemented for
 ///   `Requester<Request, Response, C>`: a request and its typed answer. One-way messages
-///   (the seed's `message_callback`) are [`Requester::send`]`(Request::Variant { .. })`;
+///   are [`Requester::send`]`(Request::Variant { .. })`;
 ///   their handler runs the same method and its value is dropped.
 ///
 /// Handlers that need the call's [`MsgId`](crate::rpc::MsgId) (to drop duplicates) or a pushed

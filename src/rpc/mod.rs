@@ -201,7 +201,7 @@ pub enum Envelope<Req, Resp> {
 }
 
 /// A handler's answer: a value, or a file whose bytes go back as the next message (the
-/// seed protocol's `get_file`; the requester calls [`Requester::get_file`]).
+/// requester fetches it with [`Requester::get_file`]).
 ///
 /// Handlers may return a plain `Resp` wherever an `impl Into<Reply<Resp>>` is expected.
 #[derive(Debug)]

@@ -187,7 +187,7 @@ where
         })
     }
 
-    /// Sends request `req` with the whole of `file` (the seed protocol's `send_file`); the
+    /// Sends request `req` with the whole of `file`, as the message right after it; the
     /// handler receives it through [`Call::file`](crate::rpc::Call::file). Waits at most
     /// `timeout` for the response.
     ///
@@ -201,8 +201,8 @@ where
     }
 
     /// Sends request `req`, whose handler answers with a file
-    /// ([`Reply::File`](crate::rpc::Reply::File)), and receives that file into `dest` (the seed
-    /// protocol's `get_file`); returns its length.
+    /// ([`Reply::File`](crate::rpc::Reply::File)), and receives that file into `dest`; returns
+    /// its length.
     ///
     /// The file is received as by [`Receiver::recv_file`]: a temporary file renamed to
     /// `dest` only when complete, at most `limit` bytes, bounded memory.

@@ -182,7 +182,8 @@ impl Sealed {
     /// Checks that `fd` is a memfd carrying the seals the module docs require and at most
     /// `max` bytes long, then maps the whole of it read-only.
     ///
-    /// Errors: [`Error::Descriptors`] saying what is wrong (`fd` is then closed), or
+    /// Errors: [`Error::MessageTooLarge`] when it is longer than `max`,
+    /// [`Error::Descriptors`] saying what else is wrong (`fd` is closed either way), or
     /// [`Error::Io`] when mapping fails.
     pub(crate) fn open(fd: OwnedFd, max: u64) -> Result<Sealed> {
         let seals = rustix::fs::fcntl_get_seals(&fd)
@@ -199,10 +200,16 @@ impl Sealed {
             return Err(refuse("the descriptor is not a memfd".into()));
         }
         let size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
+        if size > max {
+            return Err(Error::MessageTooLarge {
+                len: size,
+                limit: max,
+            });
+        }
         let len = usize::try_from(size)
             .ok()
-            .filter(|&l| size <= max && l <= isize::MAX as usize)
-            .ok_or_else(|| refuse(format!("{size} bytes exceed the {max}-byte limit")))?;
+            .filter(|&l| l <= isize::MAX as usize)
+            .ok_or_else(|| refuse(format!("{size} bytes cannot be mapped")))?;
         // With the size sealed, the checked size is the size for good: map it all.
         let map = Map::new(fd.as_fd(), len, ProtFlags::READ, MapFlags::PRIVATE)?;
         Ok(Sealed { map, fd })

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::{FileType, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
-use super::{back_off, EndpointFile};
+use super::{back_off, Absent, EndpointFile};
 use crate::error::{Error, Result};
 
 /// The most an announcement may take: `PIPE_BUF` on Linux, the size the kernel writes whole.
@@ -321,9 +321,9 @@ fn remove_pair(c2s: &Path) {
     }
 }
 
-/// Connects to the listener whose rendezvous FIFO is `path`, retrying until `deadline`
-/// while it does not exist yet or nobody reads it.
-pub(crate) fn connect(path: &Path, deadline: Instant) -> Result<FifoPair> {
+/// Connects to the listener whose rendezvous FIFO is `path` before `deadline`; while it
+/// does not exist yet or nobody reads it, retries only when `absent` says to wait.
+pub(crate) fn connect(path: &Path, deadline: Instant, absent: Absent) -> Result<FifoPair> {
     let dir = crate::address::private_dir(&std::env::temp_dir(), "procwire-fifo-")?;
     let (c2s, s2c) = (dir.join("c2s"), dir.join("s2c"));
     let result = (|| {
@@ -331,15 +331,16 @@ pub(crate) fn connect(path: &Path, deadline: Instant) -> Result<FifoPair> {
         make_fifo(&s2c, 0o600)?;
         let read = open(&s2c, OFlags::RDONLY)?;
         let line = announcement(&c2s, &s2c)?;
-        let rendezvous = retry(path, deadline, || open(path, OFlags::WRONLY))?;
-        retry(path, deadline, || {
+        let rendezvous = retry(path, deadline, absent, || open(path, OFlags::WRONLY))?;
+        // From here on the listener is there: wait for it to take its part.
+        retry(path, deadline, Absent::Wait, || {
             match rustix::io::write(&rendezvous, &line) {
                 Ok(n) if n == line.len() => Ok(()),
                 Ok(_) => Err(Errno::IO), // cannot happen for writes of at most PIPE_BUF
                 Err(e) => Err(e),
             }
         })?;
-        let write = retry(path, deadline, || open(&c2s, OFlags::WRONLY))?;
+        let write = retry(path, deadline, Absent::Wait, || open(&c2s, OFlags::WRONLY))?;
         super::set_blocking(read.as_fd(), true)?;
         super::set_blocking(write.as_fd(), true)?;
         Ok(FifoPair { read, write })
@@ -348,11 +349,28 @@ pub(crate) fn connect(path: &Path, deadline: Instant) -> Result<FifoPair> {
     result
 }
 
-/// Runs `attempt` until it succeeds, retrying on "no reader yet", "no such file yet" and
-/// "pipe full" until `deadline`.
+/// The error for a rendezvous FIFO that does not exist (`NOENT`) or that nobody reads
+/// (`NXIO`, reported as a refused connection).
+fn no_listener(path: &Path, err: Errno) -> Error {
+    let (kind, what) = if err == Errno::NXIO {
+        (io::ErrorKind::ConnectionRefused, ": no listener reads it")
+    } else {
+        (io::ErrorKind::NotFound, "")
+    };
+    Error::Io(crate::error::Context::io(
+        kind,
+        format!("cannot connect to fifo://{}{what}", path.display()),
+        err.into(),
+        String::new(),
+    ))
+}
+
+/// Runs `attempt` until it succeeds, retrying on "pipe full" until `deadline`, and on "no
+/// reader yet" and "no such file yet" too when `absent` says to wait.
 fn retry<T>(
     path: &Path,
     deadline: Instant,
+    absent: Absent,
     mut attempt: impl FnMut() -> rustix::io::Result<T>,
 ) -> Result<T> {
     let mut pause = Duration::from_millis(1);
@@ -361,17 +379,19 @@ fn retry<T>(
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        if !matches!(err, Errno::NXIO | Errno::NOENT | Errno::AGAIN | Errno::INTR) {
+        let absent_listener = matches!(err, Errno::NXIO | Errno::NOENT);
+        if absent_listener && absent == Absent::Fail {
+            return Err(no_listener(path, err));
+        }
+        if !absent_listener && !matches!(err, Errno::AGAIN | Errno::INTR) {
             return Err(err.into());
         }
         if !back_off(&mut pause, Duration::from_millis(20), deadline) {
-            return Err(Error::Io(io::Error::new(
+            return Err(Error::Io(crate::error::Context::io(
                 io::ErrorKind::TimedOut,
-                format!(
-                    "cannot connect to fifo://{} in time: {}",
-                    path.display(),
-                    io::Error::from(err)
-                ),
+                format!("cannot connect to fifo://{} in time", path.display()),
+                err.into(),
+                String::new(),
             )));
         }
     }

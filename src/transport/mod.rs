@@ -15,9 +15,10 @@
 //!    failure; an error is the endpoint's own (descriptors exhausted, see
 //!    `error::is_exhaustion`). The listening descriptor is non-blocking; the layer above waits
 //!    for it with `polling`.
-//! 3. **Connect** before a deadline ([`connect`]), retrying where the family allows (a Unix
-//!    socket or FIFO that does not exist yet), failing at once where it does not (a refused
-//!    TCP port), with an error that names the address and the cause.
+//! 3. **Connect** before a deadline ([`connect`]): a listener that is not there (a missing
+//!    socket file or FIFO, a refused connection) fails at once, as in CPython, unless the
+//!    caller waits for it ([`Absent::Wait`]); a full backlog is retried until the deadline;
+//!    every error names the address and the cause.
 //! 4. The **descriptor kind** ([`Kind`]) of every stream it hands out, probed at most once
 //!    per connection; it decides how the message layer reads (with or without a control
 //!    buffer for descriptors) and writes.
@@ -61,7 +62,7 @@ use std::time::{Duration, Instant};
 use rustix::net::{AddressFamily, SendFlags};
 
 use crate::address::Address;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// What a connection's descriptor is: decides how it is read and written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,34 +322,63 @@ impl Drop for EndpointFile {
     }
 }
 
-/// Connects to `addr`, retrying until `deadline` where the family allows it.
-pub(crate) fn connect(addr: &Address, tcp: &TcpOptions, deadline: Instant) -> Result<Stream> {
-    match addr {
-        Address::Tcp(_) | Address::TcpHost { .. } => tcp::connect(addr, tcp, deadline),
-        Address::Unix(_) | Address::Abstract(_) => unix::connect(addr, deadline),
-        Address::Fifo(path) => {
-            let pair = fifo::connect(path, deadline)?;
-            Ok(Stream::Pipes {
-                read: pair.read,
-                write: pair.write,
-            })
+/// What a connect does when no listener is there: the socket file or FIFO does not exist,
+/// or the connection is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Absent {
+    /// Fail at once, as CPython's `Client` does.
+    Fail,
+    /// Try again until the deadline: the listener may not have started yet.
+    Wait,
+}
+
+impl Absent {
+    /// Whether a failure of `kind` is worth another attempt: a full backlog always is (the
+    /// listener is there), a missing or refusing listener only when waiting for one.
+    fn retries(self, kind: io::ErrorKind) -> bool {
+        use io::ErrorKind as K;
+        match kind {
+            K::WouldBlock => true,
+            K::NotFound | K::ConnectionRefused => self == Absent::Wait,
+            _ => false,
         }
     }
+}
+
+/// Connects to `addr` before `deadline`, waiting for a listener that is not there only
+/// when `absent` says so. Every error names `addr`.
+pub(crate) fn connect(
+    addr: &Address,
+    tcp: &TcpOptions,
+    deadline: Instant,
+    absent: Absent,
+) -> Result<Stream> {
+    let made = match addr {
+        Address::Tcp(_) | Address::TcpHost { .. } => tcp::connect(addr, tcp, deadline, absent),
+        Address::Unix(_) | Address::Abstract(_) => unix::connect(addr, deadline, absent),
+        Address::Fifo(path) => fifo::connect(path, deadline, absent).map(|pair| Stream::Pipes {
+            read: pair.read,
+            write: pair.write,
+        }),
+    };
+    made.map_err(|e| e.context(|| format!("cannot connect to {addr}")))
 }
 
 /// The error for a connection that could not be made: `err`'s kind, or `TimedOut` when the
 /// connect timeout ran out, with the address and the underlying failure in the message.
 pub(crate) fn connect_failed(addr: &Address, err: Option<io::Error>, out_of_time: bool) -> Error {
-    let kind = match &err {
-        Some(e) if !out_of_time => e.kind(),
-        _ => io::ErrorKind::TimedOut,
+    let what = if out_of_time {
+        format!("cannot connect to {addr} in time")
+    } else {
+        format!("cannot connect to {addr}")
     };
-    let msg = match err {
-        Some(e) if out_of_time => format!("cannot connect to {addr} in time: {e}"),
-        Some(e) => format!("cannot connect to {addr}: {e}"),
-        None => format!("cannot connect to {addr} in time"),
+    let err = err.unwrap_or_else(|| io::ErrorKind::TimedOut.into());
+    let kind = if out_of_time {
+        io::ErrorKind::TimedOut
+    } else {
+        err.kind()
     };
-    Error::Io(io::Error::new(kind, msg))
+    Error::Io(Context::io(kind, what, err, String::new()))
 }
 
 /// Sleeps before the next connection attempt: `pause`, at most until `deadline`, then

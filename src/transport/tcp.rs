@@ -3,11 +3,11 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use super::{connect_failed, retry_intr, BindOptions, Kind, Stream, TcpOptions};
+use super::{back_off, connect_failed, retry_intr, Absent, BindOptions, Kind, Stream, TcpOptions};
 use crate::address::Address;
 use crate::error::{Error, Result};
 
@@ -18,10 +18,7 @@ pub(crate) struct TcpListener(Socket);
 impl TcpListener {
     /// Binds the first address `addr` resolves to, with `SO_REUSEADDR`, and listens.
     pub(crate) fn bind(addr: &Address, opts: BindOptions) -> Result<TcpListener> {
-        let sa = resolve(addr)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| not_found(addr))?;
+        let sa = resolve(addr)?.into_iter().next().ok_or_else(not_found)?;
         let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
         socket.set_reuse_address(true)?;
         socket.bind(&sa.into())?;
@@ -63,22 +60,37 @@ impl AsFd for TcpListener {
 }
 
 /// Connects to each address `addr` resolves to in turn until one accepts or `deadline`
-/// passes. A refusal moves on to the next address; there is no retry of the same one.
-pub(crate) fn connect(addr: &Address, opts: &TcpOptions, deadline: Instant) -> Result<Stream> {
-    let mut last = None;
-    for sa in resolve(addr)? {
-        let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            break;
+/// passes. A refusal moves on to the next address; when all refuse, that is the error,
+/// unless `absent` says to wait for the listener: then the round starts again after a
+/// pause, until `deadline`.
+pub(crate) fn connect(
+    addr: &Address,
+    opts: &TcpOptions,
+    deadline: Instant,
+    absent: Absent,
+) -> Result<Stream> {
+    let addrs = resolve(addr)?;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let mut last = None;
+        for &sa in &addrs {
+            let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            match socket.connect_timeout(&sa.into(), remaining) {
+                Ok(()) => return configured(socket, opts),
+                Err(e) => last = Some(e),
+            }
         }
-        match socket.connect_timeout(&sa.into(), remaining) {
-            Ok(()) => return configured(socket, opts),
-            Err(e) => last = Some(e),
+        let out_of_time = !matches!(&last, Some(e) if e.kind() != io::ErrorKind::TimedOut);
+        let again = matches!(&last, Some(e) if absent.retries(e.kind()) && !out_of_time);
+        if !again || !back_off(&mut pause, Duration::from_millis(50), deadline) {
+            let out_of_time = out_of_time || again;
+            return Err(connect_failed(addr, last, out_of_time));
         }
     }
-    let out_of_time = !matches!(&last, Some(e) if e.kind() != io::ErrorKind::TimedOut);
-    Err(connect_failed(addr, last, out_of_time))
 }
 
 /// The connected `socket` with `opts` applied, as a stream.
@@ -106,10 +118,10 @@ pub(crate) fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
     }
 }
 
-fn not_found(addr: &Address) -> Error {
+fn not_found() -> Error {
     Error::Io(io::Error::new(
         io::ErrorKind::NotFound,
-        format!("{addr} resolves to no address"),
+        "the host name resolves to no address",
     ))
 }
 

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::tcp::backlog;
-use super::{back_off, close, connect_failed, retry_intr, BindOptions, EndpointFile, Kind, Stream};
+use super::{
+    back_off, close, connect_failed, retry_intr, Absent, BindOptions, EndpointFile, Kind, Stream,
+};
 use crate::address::Address;
 use crate::error::{Error, Result};
 
@@ -84,9 +86,9 @@ fn peer_address(peer: &SockAddr) -> Option<Address> {
         .map(|name| Address::Abstract(name.to_vec()))
 }
 
-/// Connects to a Unix path or abstract address, retrying until `deadline` while it does
-/// not exist yet, refuses, or has a full backlog.
-pub(crate) fn connect(addr: &Address, deadline: Instant) -> Result<Stream> {
+/// Connects to a Unix path or abstract address, retrying until `deadline` while its
+/// backlog is full, and while it does not exist yet or refuses when `absent` says to wait.
+pub(crate) fn connect(addr: &Address, deadline: Instant, absent: Absent) -> Result<Stream> {
     let sa = sockaddr(addr)?;
     let mut pause = Duration::from_millis(1);
     loop {
@@ -99,11 +101,7 @@ pub(crate) fn connect(addr: &Address, deadline: Instant) -> Result<Stream> {
             }
             Err(e) => e,
         };
-        let retry = matches!(
-            err.kind(),
-            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused | io::ErrorKind::WouldBlock
-        );
-        if !retry {
+        if !absent.retries(err.kind()) {
             return Err(connect_failed(addr, Some(err), false));
         }
         if !back_off(&mut pause, Duration::from_millis(50), deadline) {

@@ -466,13 +466,14 @@ impl<S> fmt::Debug for InsertError<S> {
 
 impl<S> fmt::Display for InsertError<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("cannot add the source to the wait set")
+        write!(f, "cannot add the source to the wait set: {}", self.error)
     }
 }
 
 impl<S> std::error::Error for InsertError<S> {
+    /// The cause's own source: `Display` prints the cause itself.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
+        std::error::Error::source(&self.error)
     }
 }
 
