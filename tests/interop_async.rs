@@ -23,7 +23,6 @@
 mod pyinterop;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::{mpsc, Mutex};
 use std::task::Poll;
@@ -34,9 +33,12 @@ use futures_util::future::{select, Either};
 
 use procwire::aio::{self, Runtime};
 use procwire::{Address, Error, Postcard};
+use pyinterop::matrix::{
+    for_python, from_python, pattern, python_key, should_succeed, Dir, Family, Key, FAMILIES, KEY,
+    KEYS,
+};
 use pyinterop::{pythons, spawn_script, wait_bounded, Outcome, Python, CHILD_LIMIT};
 
-const KEY: &str = "secret-key";
 const WAIT: Duration = Duration::from_secs(20);
 /// At most how many 1 MiB echoes an exchange runs to see a receive dropped part-way.
 const BIG_ROUNDS: usize = 100;
@@ -91,62 +93,6 @@ async fn within<D: Driver, T>(
 }
 
 type Bytes<D> = aio::Connection<(), (), Postcard, D>;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Key {
-    None,
-    Right,
-    Wrong,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Family {
-    Tcp,
-    Unix,
-    Abstract,
-}
-
-const KEYS: [Key; 3] = [Key::None, Key::Right, Key::Wrong];
-const FAMILIES: [Family; 3] = [Family::Tcp, Family::Unix, Family::Abstract];
-
-/// A private directory for the socket files of one test, removed at its end.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("pw-aio-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn python_key(key: Key) -> &'static str {
-    match key {
-        Key::None => "-",
-        Key::Right => KEY,
-        Key::Wrong => "wrong-key",
-    }
-}
-
-/// Whether the handshake can succeed: the legacy MD5 protocol of CPython ≤ 3.11 needs the
-/// `legacy-md5` feature.
-fn should_succeed(py: &Python, key: Key) -> bool {
-    match key {
-        Key::None => true,
-        Key::Right => !py.legacy_auth() || cfg!(feature = "legacy-md5"),
-        Key::Wrong => false,
-    }
-}
-
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
 
 /// Gives way once to the runtime (and so to its reactor).
 async fn yield_now() {
@@ -256,25 +202,6 @@ fn check(what: &str, py: &Python, key: Key, rust: procwire::Result<u32>, python:
         "{what}: python: {python}"
     );
     0
-}
-
-fn for_python(addr: &Address) -> String {
-    match addr {
-        Address::Tcp(sa) => format!("tcp:{}:{}", sa.ip(), sa.port()),
-        Address::Unix(path) => format!("unix:{}", path.display()),
-        Address::Abstract(name) => format!("abstract:{}", String::from_utf8_lossy(name)),
-        other => panic!("no python form for {other}"),
-    }
-}
-
-fn from_python(text: &str) -> Address {
-    let (kind, rest) = text.split_once(':').unwrap();
-    match kind {
-        "tcp" => rest.parse().unwrap(),
-        "unix" => Address::Unix(rest.into()),
-        "abstract" => Address::Abstract(rest.as_bytes().to_vec()),
-        _ => panic!("unexpected address {text:?}"),
-    }
 }
 
 /// Waits for a Python peer on a thread, so that the runtime keeps running; the thread
@@ -532,79 +459,11 @@ fn async_io_client_connects_to_python_listeners() {
 /// same objects with every protocol it has and an `array.array` that must be refused.
 #[cfg(feature = "pickle")]
 mod pickled {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Serialize};
-    use serde_bytes::ByteBuf;
 
     use super::*;
     use procwire::codec::Pickle;
 
-    /// The Rust side of `EXPECTED` in `pickle_peer.py`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    struct Everything {
-        none: Option<i32>,
-        unit: (),
-        yes: bool,
-        no: bool,
-        ints: Vec<i64>,
-        float: f64,
-        floats: Vec<f64>,
-        text: String,
-        empty_text: String,
-        blob: ByteBuf,
-        empty_blob: ByteBuf,
-        list: Vec<i32>,
-        empty_list: Vec<i32>,
-        tuple: (i32, String, bool, Option<f64>),
-        dict: BTreeMap<String, i64>,
-        int_keys: BTreeMap<i64, String>,
-        nested: Vec<BTreeMap<String, Vec<Pair>>>,
-    }
-
-    /// `(1, None)` or `(2, b"2")` in Python.
-    type Pair = (i32, Option<ByteBuf>);
-
-    fn everything() -> Everything {
-        Everything {
-            none: None,
-            unit: (),
-            yes: true,
-            no: false,
-            ints: vec![
-                0,
-                1,
-                -1,
-                255,
-                256,
-                65535,
-                65536,
-                (1 << 31) - 1,
-                1 << 31,
-                -(1 << 31) - 1,
-                i64::MAX,
-                i64::MIN,
-            ],
-            float: 1.5,
-            floats: vec![0.0, -2.5, 1e300, 5e-324],
-            text: "h\u{e9}llo \u{2603} \u{1d11e}".into(),
-            empty_text: String::new(),
-            blob: ByteBuf::from(b"\x00\x01\xffbytes".to_vec()),
-            empty_blob: ByteBuf::new(),
-            list: vec![1, 2, 3],
-            empty_list: vec![],
-            tuple: (7, "seven".into(), true, None),
-            dict: BTreeMap::from([("a".into(), 1), ("b".into(), -2)]),
-            int_keys: BTreeMap::from([(1, "one".into()), (-1, "minus one".into())]),
-            nested: vec![
-                BTreeMap::from([(
-                    "xs".into(),
-                    vec![(1, None), (2, Some(ByteBuf::from(b"2".to_vec())))],
-                )]),
-                BTreeMap::new(),
-            ],
-        }
-    }
+    use crate::pyinterop::everything::{everything, Everything};
 
     type Conn<D> = aio::Connection<Everything, Everything, Pickle, D>;
 

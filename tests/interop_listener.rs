@@ -4,73 +4,19 @@
 
 mod pyinterop;
 
-use std::path::PathBuf;
 use std::thread;
 use std::time::Duration;
 
-use procwire::{Address, Client, Connection, Error, Listener};
+use procwire::{Client, Connection, Error, Listener};
+use pyinterop::matrix::{
+    for_python, from_python, pattern, python_key, should_succeed, Dir, Family, Key, FAMILIES, KEY,
+    KEYS,
+};
 use pyinterop::{pythons, spawn_script, wait_bounded, Outcome, Python, CHILD_LIMIT};
 
 type Bytes = Connection<(), ()>;
 
-const KEY: &str = "secret-key";
 const WAIT: Duration = Duration::from_secs(20);
-
-#[derive(Debug, Clone, Copy)]
-enum Key {
-    None,
-    Right,
-    Wrong,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Family {
-    Tcp,
-    Unix,
-    Abstract,
-}
-
-const KEYS: [Key; 3] = [Key::None, Key::Right, Key::Wrong];
-const FAMILIES: [Family; 3] = [Family::Tcp, Family::Unix, Family::Abstract];
-
-/// A private directory for the socket files of one test, removed at its end.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("pw-interop-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn python_key(key: Key) -> &'static str {
-    match key {
-        Key::None => "-",
-        Key::Right => KEY,
-        Key::Wrong => "wrong-key",
-    }
-}
-
-/// Whether the handshake can succeed: the legacy MD5 protocol of CPython ≤ 3.11 needs the
-/// `legacy-md5` feature.
-fn should_succeed(py: &Python, key: Key) -> bool {
-    match key {
-        Key::None => true,
-        Key::Right => !py.legacy_auth() || cfg!(feature = "legacy-md5"),
-        Key::Wrong => false,
-    }
-}
-
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
 
 fn recv_within(conn: &Bytes) -> procwire::Result<Vec<u8>> {
     if !conn.poll(Some(WAIT))? {
@@ -147,25 +93,6 @@ fn listener_for(
         builder = builder.authkey(KEY);
     }
     builder.bind(addr.as_str()).unwrap()
-}
-
-fn for_python(addr: &Address) -> String {
-    match addr {
-        Address::Tcp(sa) => format!("tcp:{}:{}", sa.ip(), sa.port()),
-        Address::Unix(path) => format!("unix:{}", path.display()),
-        Address::Abstract(name) => format!("abstract:{}", String::from_utf8_lossy(name)),
-        other => panic!("no python form for {other}"),
-    }
-}
-
-fn from_python(text: &str) -> Address {
-    let (kind, rest) = text.split_once(':').unwrap();
-    match kind {
-        "tcp" => rest.parse().unwrap(),
-        "unix" => Address::Unix(rest.into()),
-        "abstract" => Address::Abstract(rest.as_bytes().to_vec()),
-        _ => panic!("unexpected address {text:?}"),
-    }
 }
 
 fn rust_listener_python_client(py: &Python, family: Family, key: Key, dir: &Dir) {

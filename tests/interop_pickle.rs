@@ -10,84 +10,15 @@
 
 mod pyinterop;
 
-use std::collections::BTreeMap;
 use std::thread;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
-
 use procwire::codec::Pickle;
 use procwire::{Address, Client, Connection, Error, Listener};
+use pyinterop::everything::{everything, Everything};
 use pyinterop::{pythons, spawn_script, spawn_script_with, wait_bounded, Python, CHILD_LIMIT};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// The Rust side of `EXPECTED` in `pickle_peer.py`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Everything {
-    none: Option<i32>,
-    unit: (),
-    yes: bool,
-    no: bool,
-    ints: Vec<i64>,
-    float: f64,
-    floats: Vec<f64>,
-    text: String,
-    empty_text: String,
-    blob: ByteBuf,
-    empty_blob: ByteBuf,
-    list: Vec<i32>,
-    empty_list: Vec<i32>,
-    tuple: (i32, String, bool, Option<f64>),
-    dict: BTreeMap<String, i64>,
-    int_keys: BTreeMap<i64, String>,
-    nested: Vec<BTreeMap<String, Vec<Pair>>>,
-}
-
-/// `(1, None)` or `(2, b"2")` in Python.
-type Pair = (i32, Option<ByteBuf>);
-
-fn everything() -> Everything {
-    Everything {
-        none: None,
-        unit: (),
-        yes: true,
-        no: false,
-        ints: vec![
-            0,
-            1,
-            -1,
-            255,
-            256,
-            65535,
-            65536,
-            (1 << 31) - 1,
-            1 << 31,
-            -(1 << 31) - 1,
-            i64::MAX,
-            i64::MIN,
-        ],
-        float: 1.5,
-        floats: vec![0.0, -2.5, 1e300, 5e-324],
-        text: "h\u{e9}llo \u{2603} \u{1d11e}".into(),
-        empty_text: String::new(),
-        blob: ByteBuf::from(b"\x00\x01\xffbytes".to_vec()),
-        empty_blob: ByteBuf::new(),
-        list: vec![1, 2, 3],
-        empty_list: vec![],
-        tuple: (7, "seven".into(), true, None),
-        dict: BTreeMap::from([("a".into(), 1), ("b".into(), -2)]),
-        int_keys: BTreeMap::from([(1, "one".into()), (-1, "minus one".into())]),
-        nested: vec![
-            BTreeMap::from([(
-                "xs".into(),
-                vec![(1, None), (2, Some(ByteBuf::from(b"2".to_vec())))],
-            )]),
-            BTreeMap::new(),
-        ],
-    }
-}
 
 type Conn = Connection<Everything, Everything, Pickle>;
 

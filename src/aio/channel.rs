@@ -88,7 +88,7 @@ fn register<Rt: Runtime>(fd: &Arc<OwnedFd>) -> Result<Arc<Rt::Registration>> {
 /// ([`from_blocking`](Sender::from_blocking)), or through the setup functions of
 /// [`procwire::tokio`](crate::tokio) and [`procwire::async_io`](crate::async_io).
 /// Methods take `&mut self`: one send at a time, each message whole. It is also a
-/// [`Sink`](futures_sink::Sink) of `T`.
+/// [`Sink`](https://docs.rs/futures-sink/0.3/futures_sink/trait.Sink.html) of `T`.
 ///
 /// # Cancel safety
 ///
@@ -123,7 +123,7 @@ pub type DefaultRuntime = super::AsyncIo;
 /// the runtime `Rt`.
 ///
 /// The async twin of [`crate::Receiver`]; see [`Sender`] for where they come from. It is
-/// also a [`Stream`](futures_core::Stream) of `Result<T>` that ends when the peer closes
+/// also a [`Stream`](https://docs.rs/futures-core/0.3/futures_core/stream/trait.Stream.html) of `Result<T>` that ends when the peer closes
 /// the connection between messages.
 ///
 /// # Cancel safety
@@ -297,7 +297,7 @@ impl<T, C, Rt: Runtime> Sender<T, C, Rt> {
         Outgoing::<Rt>::new(writer, reg, buf, fds).await
     }
 
-    /// Sends `data`, a slice of any [`Pod`] type, as one raw message; see
+    /// Sends `data`, a slice of any [`Pod`](https://docs.rs/bytemuck/1/bytemuck/trait.Pod.html) type, as one raw message; see
     /// [`crate::Sender::send_bytes`]. A large payload goes from `data` to the kernel
     /// uncopied.
     ///
@@ -447,7 +447,7 @@ impl<T, C: Encode<T> + Unpin, Rt: Runtime> futures_sink::Sink<T> for Sender<T, C
         self.get_mut().poll_flush_unsent(cx)
     }
 
-    /// Encodes `item` and queues its frame; [`poll_flush`](futures_sink::Sink::poll_flush)
+    /// Encodes `item` and queues its frame; `poll_flush`
     /// writes it.
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<()> {
         let this = self.get_mut();
@@ -612,7 +612,7 @@ impl<T, C, Rt: Runtime> Receiver<T, C, Rt> {
             .await
     }
 
-    /// Receives the next message into `dst`, a slice of any [`Pod`] type, and returns
+    /// Receives the next message into `dst`, a slice of any [`Pod`](https://docs.rs/bytemuck/1/bytemuck/trait.Pod.html) type, and returns
     /// its length in bytes; see [`crate::Receiver::recv_bytes_into`]. A large payload goes
     /// from the kernel straight into `dst`.
     ///

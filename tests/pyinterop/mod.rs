@@ -14,6 +14,9 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub(crate) mod everything;
+pub(crate) mod matrix;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::io::Read;

@@ -1,0 +1,87 @@
+//! The matrix the Listener/Client interop tests run, blocking and async alike: key cases,
+//! address families, a private directory for socket files, and the address spellings
+//! Python takes and gives.
+
+use std::path::PathBuf;
+
+use procwire::Address;
+
+use super::Python;
+
+/// The key both sides use when the case is [`Key::Right`].
+pub(crate) const KEY: &str = "secret-key";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Key {
+    None,
+    Right,
+    Wrong,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Family {
+    Tcp,
+    Unix,
+    Abstract,
+}
+
+pub(crate) const KEYS: [Key; 3] = [Key::None, Key::Right, Key::Wrong];
+pub(crate) const FAMILIES: [Family; 3] = [Family::Tcp, Family::Unix, Family::Abstract];
+
+/// A private directory for the socket files of one test, removed at its end.
+pub(crate) struct Dir(pub(crate) PathBuf);
+
+impl Dir {
+    pub(crate) fn new(tag: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("pw-interop-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(crate) fn python_key(key: Key) -> &'static str {
+    match key {
+        Key::None => "-",
+        Key::Right => KEY,
+        Key::Wrong => "wrong-key",
+    }
+}
+
+/// Whether the handshake can succeed: the legacy MD5 protocol of CPython ≤ 3.11 needs the
+/// `legacy-md5` feature.
+pub(crate) fn should_succeed(py: &Python, key: Key) -> bool {
+    match key {
+        Key::None => true,
+        Key::Right => !py.legacy_auth() || cfg!(feature = "legacy-md5"),
+        Key::Wrong => false,
+    }
+}
+
+pub(crate) fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+pub(crate) fn for_python(addr: &Address) -> String {
+    match addr {
+        Address::Tcp(sa) => format!("tcp:{}:{}", sa.ip(), sa.port()),
+        Address::Unix(path) => format!("unix:{}", path.display()),
+        Address::Abstract(name) => format!("abstract:{}", String::from_utf8_lossy(name)),
+        other => panic!("no python form for {other}"),
+    }
+}
+
+pub(crate) fn from_python(text: &str) -> Address {
+    let (kind, rest) = text.split_once(':').unwrap();
+    match kind {
+        "tcp" => rest.parse().unwrap(),
+        "unix" => Address::Unix(rest.into()),
+        "abstract" => Address::Abstract(rest.as_bytes().to_vec()),
+        _ => panic!("unexpected address {text:?}"),
+    }
+}
