@@ -116,6 +116,10 @@ contract! {
     cancel_recv_bytes: [socketpair, pipe, tcp4, tcp6, unix_path, abstract_socket, fifo];
     cancel_send: [socketpair, pipe, tcp4, tcp6, unix_path, abstract_socket, fifo];
     blocking_round_trip: [socketpair, pipe, tcp4, tcp6, unix_path, abstract_socket, fifo];
+    ready_and_cancelled_waits: [socketpair, pipe, tcp4, tcp6, unix_path, abstract_socket, fifo];
+    // The async client connects over sockets; a FIFO listener is reached by converting a
+    // blocking client (the other behaviours do that).
+    authentication: [tcp4, tcp6, unix_path, abstract_socket];
 }
 
 fn transport(name: &str) -> Transport {
@@ -673,4 +677,77 @@ fn blocking_round_trip<Rt: TestRuntime>(t: Transport) {
             drop(tx);
         });
     }
+}
+
+/// `ready` waits for a message without taking it, and a wait cut short by a timer loses
+/// nothing.
+fn ready_and_cancelled_waits<Rt: TestRuntime>(t: Transport) {
+    for l in Link::each(t) {
+        Rt::block_on(async move {
+            let AsyncRx { tx, mut rx, .. } = async_rx::<Rt>(l);
+            for _ in 0..3 {
+                let wait = std::pin::pin!(rx.ready());
+                let pause = std::pin::pin!(Rt::pause(Duration::from_millis(20)));
+                match futures_util::future::select(wait, pause).await {
+                    futures_util::future::Either::Left((out, _)) => {
+                        panic!("{t:?}: ready with nothing sent: {out:?}")
+                    }
+                    futures_util::future::Either::Right(_) => {}
+                }
+            }
+            tx.send(&msg(4)).unwrap();
+            rx.ready().await.unwrap();
+            rx.ready().await.unwrap(); // still there
+            assert_eq!(rx.recv().await.unwrap(), msg(4), "{t:?}");
+            drop(tx);
+        });
+    }
+}
+
+/// The async listener and client authenticate with the right key and refuse a wrong one,
+/// and the listener serves the next client after a refusal.
+fn authentication<Rt: TestRuntime>(t: Transport) {
+    const KEY: &str = "async-contract-key";
+    Rt::block_on(async move {
+        let (refused_tx, refused) = mpsc::channel();
+        let refused_tx = std::sync::Mutex::new(refused_tx);
+        let blocking = procwire::Listener::builder()
+            .authkey(KEY)
+            .on_rejected(move |_, e| {
+                let _ = refused_tx.lock().unwrap().send(format!("{e}"));
+            })
+            .bind(t.listener_addr().as_str())
+            .unwrap();
+        let mut listener = aio::Listener::<Rt>::from_blocking(blocking).unwrap();
+        let addr = listener.local_addr().clone();
+        let connect = |key: &'static str| {
+            let addr = addr.clone();
+            async move {
+                aio::Client::<Rt>::builder()
+                    .authkey(key)
+                    .handshake_timeout(WAIT)
+                    .connect::<Msg, Msg, _>(&addr)
+                    .await
+            }
+        };
+        // `accept` drives every handshake, so it runs all along: the wrong client is
+        // refused inside it, and only the good one comes out.
+        let clients = async {
+            let wrong = connect("wrong").await;
+            assert!(
+                matches!(wrong, Err(Error::AuthenticationFailed(_))),
+                "{t:?}: {wrong:?}"
+            );
+            connect(KEY).await.unwrap()
+        };
+        let (mut client, mut server) = futures_util::join!(clients, async {
+            listener.accept::<Msg, Msg>().await.unwrap()
+        });
+        client.send(&msg(3)).await.unwrap();
+        assert_eq!(server.recv().await.unwrap(), msg(3), "{t:?}");
+        server.send(&msg(4)).await.unwrap();
+        assert_eq!(client.recv().await.unwrap(), msg(4), "{t:?}");
+        let why = refused.try_recv().expect("the wrong key was not reported");
+        assert!(why.contains("authentication"), "{t:?}: {why}");
+    });
 }
