@@ -12,6 +12,7 @@ use super::fds;
 use super::Grow;
 use crate::error::{Error, Result};
 use crate::frame::{FrameDecoder, Header, EAGER_ALLOC, MAX_HEADER_LEN};
+use crate::trace;
 use crate::transport::Kind;
 
 /// The read side of a connection: a buffer and a size limit.
@@ -104,7 +105,7 @@ impl Reader {
         self.check_readable()?;
         self.anc.discard_before(self.consumed());
         loop {
-            if let Some(header) = self.dec.next_header()? {
+            if let Some(header) = self.dec.next_header().inspect_err(trace::receive_failed)? {
                 return Ok(header);
             }
             let have = self.dec.buffered_len();
