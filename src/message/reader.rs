@@ -133,9 +133,23 @@ impl Reader {
         dst: &mut [u8],
         done: &mut usize,
     ) -> Result<()> {
+        self.read_payload_with(header, dst, done, |_| {})
+    }
+
+    /// [`read_payload`](Reader::read_payload), calling `progress` with `*done` after each
+    /// piece that arrived: once per read from the descriptor.
+    #[inline]
+    pub(super) fn read_payload_with(
+        &mut self,
+        header: Header,
+        dst: &mut [u8],
+        done: &mut usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<()> {
         while *done < dst.len() {
             if self.dec.buffered_len() > 0 {
                 *done += self.dec.copy_out(&mut dst[*done..]);
+                progress(*done);
                 continue;
             }
             let rest = dst.len() - *done;
@@ -151,6 +165,7 @@ impl Reader {
             }
             if direct {
                 *done += n;
+                progress(*done);
             }
         }
         self.finish_message();
