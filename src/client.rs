@@ -10,6 +10,7 @@ use crate::auth::{client_handshake, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::channel::Connection;
 use crate::error::{Error, Result};
 use crate::frame::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::trace;
 use crate::transport::{self, Absent, TcpOptions};
 use crate::AuthKey;
 #[cfg(feature = "postcard")]
@@ -248,15 +249,22 @@ impl ClientBuilder {
             nodelay: self.nodelay,
             keepalive: self.keepalive.clone(),
         };
-        let stream = transport::connect(&addr, &tcp, deadline, absent)?;
-        self.finish(Connection::from_stream(stream, codec))
+        let connected = transport::connect(&addr, &tcp, deadline, absent)
+            .and_then(|stream| self.finish(&addr, Connection::from_stream(stream, codec)));
+        trace::connect(&addr, now, connected.as_ref().err());
+        connected
     }
 
     /// Applies the connection options and, with a key, authenticates.
-    fn finish<S, R, C>(&self, conn: Connection<S, R, C>) -> Result<Connection<S, R, C>> {
+    fn finish<S, R, C>(
+        &self,
+        addr: &Address,
+        conn: Connection<S, R, C>,
+    ) -> Result<Connection<S, R, C>> {
         conn.set_max_message_size(self.max_message_size);
         if let Some(key) = &self.authkey {
-            client_handshake(&conn, key, self.handshake_timeout)?;
+            client_handshake(&conn, key, self.handshake_timeout)
+                .inspect_err(|e| trace::client_handshake_failed(addr, e))?;
         }
         Ok(conn)
     }

@@ -27,6 +27,7 @@ pub mod rpc;
 mod shm;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+mod trace;
 mod transport;
 mod wait;
 

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&str] = &[
     "error",
     "address",
+    // The `tracing` events: over the error and address they report, under everything that
+    // reports.
+    "trace",
     "frame",
     "transport",
     "message",

@@ -25,6 +25,7 @@ use crate::auth::{Handshake, MAX_HANDSHAKE_MESSAGE_SIZE};
 use crate::error::{Error, Result};
 use crate::message::wait_fd;
 use crate::process::Child;
+use crate::trace;
 use crate::transport::{self, tcp, unix, Kind, Stream, TcpOptions};
 use crate::AuthKey;
 #[cfg(feature = "postcard")]
@@ -400,15 +401,33 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
             Some(wait) => (true, wait),
             None => (false, o.connect_timeout),
         };
-        let deadline = Instant::now() + limit;
-        let connecting = connect::<Rt>(&addr, &tcp, deadline, wait);
-        let stream = match within::<Rt, _>(limit, connecting).await {
+        let started = Instant::now();
+        let connecting = connect::<Rt>(&addr, &tcp, started + limit, wait);
+        let connected = match within::<Rt, _>(limit, connecting).await {
             Err(Error::Timeout) => Err(transport::connect_failed(&addr, None, true)),
             other => other,
-        }?;
+        };
+        let connected = match connected {
+            Ok(stream) => self.finish(&addr, stream, codec).await,
+            Err(e) => Err(e),
+        };
+        trace::connect(&addr, started, connected.as_ref().err());
+        connected
+    }
+
+    /// Makes the connection over `stream` and, with a key, authenticates.
+    async fn finish<S, R, C: Clone>(
+        &self,
+        addr: &Address,
+        stream: Stream,
+        codec: C,
+    ) -> Result<Connection<S, R, C, Rt>> {
+        let o = &self.options;
         let mut conn = Connection::from_stream(stream, codec, o.max_message_size)?;
         if let Some(key) = &o.authkey {
-            within::<Rt, _>(o.handshake_timeout, client_handshake(&mut conn, key)).await?;
+            within::<Rt, _>(o.handshake_timeout, client_handshake(&mut conn, key))
+                .await
+                .inspect_err(|e| trace::client_handshake_failed(addr, e))?;
         }
         Ok(conn)
     }

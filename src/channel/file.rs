@@ -52,7 +52,7 @@ impl<T, C> Sender<T, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_file(&self, file: &File) -> Result<u64> {
-        self.io.send_file(file)
+        self.io.send_file(file, None)
     }
 }
 
@@ -104,7 +104,7 @@ impl<T, C> Receiver<T, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_file(&self, dest: impl AsRef<Path>, limit: u64) -> Result<u64> {
-        self.io.recv_file(dest.as_ref(), limit)
+        self.io.recv_file(dest.as_ref(), limit, None)
     }
 
     /// Receives the next message and writes its payload to `out` in pieces of at most
@@ -128,6 +128,6 @@ impl<T, C> Receiver<T, C> {
     /// # Ok::<(), procwire::Error>(())
     /// ```
     pub fn recv_to_writer(&self, out: &mut impl Write, limit: u64) -> Result<u64> {
-        self.io.recv_to(limit, out, Wait::Block)
+        self.io.recv_to(limit, out, Wait::Block, None)
     }
 }

@@ -60,6 +60,8 @@ forward! {
     tx(Sender).send_bytes_fds [P: Pod] (data: &[P], fds: &[BorrowedFd<'_>]) -> Result<()>;
     tx(Sender).send_connection [S2, R2, C2] (conn: &Connection<S2, R2, C2>) -> Result<()>;
     tx(Sender).send_file [] (file: &File) -> Result<u64>;
+    tx(Sender).send_file_with_progress [] (file: &File, progress: impl FnMut(u64, u64)) -> Result<u64>;
+    tx(Sender).send_bytes_with_progress [P: Pod] (data: &[P], progress: impl FnMut(u64, u64)) -> Result<()>;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     tx(Sender).send_array [A: Pod] (array: &SharedArray<A>) -> Result<()>;
 
@@ -85,6 +87,8 @@ forward! {
     rx(Receiver).recv_connection [S2, R2] () -> Result<Connection<S2, R2, Postcard>>;
     rx(Receiver).recv_connection_with [S2, R2, C2: Clone] (codec: C2) -> Result<Connection<S2, R2, C2>>;
     rx(Receiver).recv_file [] (dest: impl AsRef<Path>, limit: u64) -> Result<u64>;
+    rx(Receiver).recv_file_with_progress [] (dest: impl AsRef<Path>, limit: u64, progress: impl FnMut(u64, u64)) -> Result<u64>;
+    rx(Receiver).recv_bytes_into_with_progress [P: Pod] (out: &mut [P], progress: impl FnMut(u64, u64)) -> Result<usize>;
     rx(Receiver).recv_to_writer [] (out: &mut impl Write, limit: u64) -> Result<u64>;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     rx(Receiver).recv_array [A: Pod] () -> Result<SharedArray<A>>;

@@ -26,6 +26,7 @@ mod fds;
 mod file;
 mod forward;
 mod pairs;
+mod progress;
 #[cfg(feature = "rkyv")]
 mod rkyv;
 mod slices;

@@ -27,6 +27,7 @@ use super::pending::{Pending, Progress};
 use crate::address::Address;
 use crate::auth::{Handshake, PeerCredentials};
 use crate::error::{Context, Error, Result};
+use crate::trace;
 use crate::transport::{self, Accepted, Bound, Stream};
 use crate::AuthKey;
 
@@ -258,7 +259,7 @@ impl Engine {
             }
             match bound.try_accept() {
                 Ok(Accepted::Nothing) => break,
-                Ok(Accepted::Failed(e)) => self.reject(None, &e),
+                Ok(Accepted::Failed(e)) => self.reject(None, "accept", &e),
                 Ok(Accepted::Client(stream, peer)) => {
                     self.backoff.succeeded();
                     self.admit(stream, peer, now);
@@ -266,7 +267,9 @@ impl Engine {
                 Err(e) => {
                     // Exhaustion, or an endpoint that no longer works: either way, do
                     // not spin on a descriptor that stays readable.
-                    self.backoff.failed(now);
+                    if let Some(pause) = self.backoff.failed(now) {
+                        trace::accept_paused(&e, pause);
+                    }
                     self.exhausted = Some(e);
                     return;
                 }
@@ -282,7 +285,9 @@ impl Engine {
         {
             Ok(()) => self.armed = true,
             Err(e) => {
-                self.backoff.failed(Instant::now());
+                if let Some(pause) = self.backoff.failed(Instant::now()) {
+                    trace::accept_paused(&e, pause);
+                }
                 self.exhausted = Some(e);
             }
         }
@@ -292,7 +297,7 @@ impl Engine {
     fn admit(&mut self, stream: Stream, peer: Option<Address>, now: Instant) {
         if self.rules.checks_credentials() {
             if let Err(e) = self.check_credentials(&stream) {
-                self.reject(peer.as_ref(), &e);
+                self.reject(peer.as_ref(), "credentials", &e);
                 return;
             }
         }
@@ -303,7 +308,7 @@ impl Engine {
         let machine = match Handshake::server(key) {
             Ok(m) => m,
             Err(e) => {
-                self.reject(peer.as_ref(), &e);
+                self.reject(peer.as_ref(), "handshake", &e);
                 return;
             }
         };
@@ -316,7 +321,7 @@ impl Engine {
         let mut pending = Pending::new(stream, peer, machine, deadline);
         match pending.advance() {
             Progress::Authenticated => self.hand_over(pending.stream, pending.peer),
-            Progress::Failed(e) => self.reject(pending.peer.as_ref(), &e),
+            Progress::Failed(e) => self.reject(pending.peer.as_ref(), "handshake", &e),
             Progress::Waiting { write } => self.park(pending, write),
         }
     }
@@ -366,7 +371,7 @@ impl Engine {
         };
         if let Err(e) = added {
             self.free.push(slot);
-            self.reject(pending.peer.as_ref(), &e.into());
+            self.reject(pending.peer.as_ref(), "poller", &e.into());
             return;
         }
         self.generation += 1;
@@ -394,7 +399,7 @@ impl Engine {
                 };
                 if let Err(e) = rearmed {
                     if let Some(p) = self.remove(slot) {
-                        self.reject(p.peer.as_ref(), &e.into());
+                        self.reject(p.peer.as_ref(), "poller", &e.into());
                     }
                 }
             }
@@ -405,7 +410,7 @@ impl Engine {
             }
             Progress::Failed(e) => {
                 if let Some(p) = self.remove(slot) {
-                    self.reject(p.peer.as_ref(), &e);
+                    self.reject(p.peer.as_ref(), "handshake", &e);
                 }
             }
         }
@@ -418,10 +423,11 @@ impl Engine {
             let blocking = transport::set_blocking(read.as_fd(), true)
                 .and_then(|()| transport::set_blocking(write.as_fd(), true));
             if let Err(e) = blocking {
-                self.reject(peer.as_ref(), &e.into());
+                self.reject(peer.as_ref(), "setup", &e.into());
                 return;
             }
         }
+        trace::accepted(peer.as_ref());
         self.ready.push_back((stream, peer));
     }
 
@@ -454,7 +460,7 @@ impl Engine {
                     p.who(),
                     self.rules.handshake_timeout
                 ));
-                self.reject(p.peer.as_ref(), &e);
+                self.reject(p.peer.as_ref(), "handshake timeout", &e);
             }
         }
     }
@@ -472,7 +478,9 @@ impl Engine {
                     p.who(),
                     self.rules.max_pending
                 ));
-                self.reject(p.peer.as_ref(), &e);
+                let max = self.rules.max_pending as u64;
+                trace::limit("max_pending_handshakes", max + 1, max);
+                self.reject(p.peer.as_ref(), "evicted", &e);
             }
             return;
         }
@@ -493,7 +501,9 @@ impl Engine {
         earliest(deadline, self.backoff.until)
     }
 
-    fn reject(&self, peer: Option<&Address>, e: &Error) {
+    /// Reports a client turned away at `stage` (a name for the trace) to `on_rejected`.
+    fn reject(&self, peer: Option<&Address>, stage: &'static str, e: &Error) {
+        trace::rejected(peer, stage, e);
         if let Some(f) = &self.rules.on_rejected {
             f(peer, e);
         }
@@ -580,14 +590,17 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    fn failed(&mut self, now: Instant) {
+    /// Starts a pause unless one runs; the length of the pause it started.
+    fn failed(&mut self, now: Instant) -> Option<Duration> {
         if self.until.is_some() {
-            return;
+            return None;
         }
-        if let Some(until) = now.checked_add(self.pause) {
+        let pause = self.pause;
+        if let Some(until) = now.checked_add(pause) {
             self.until = Some(until);
         }
-        self.pause = (self.pause * 2).min(BACKOFF_MAX);
+        self.pause = (pause * 2).min(BACKOFF_MAX);
+        Some(pause)
     }
 
     fn succeeded(&mut self) {

@@ -39,6 +39,7 @@ use rustix::net::{
 use super::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::frame::{Header, MAX_FDS_PER_MESSAGE, MAX_PENDING_FDS};
+use crate::trace;
 use crate::transport::Kind;
 
 /// Bytes of control buffer for [`MAX_FDS_PER_MESSAGE`] descriptors.
@@ -177,6 +178,11 @@ impl Inbox {
             // More than two messages' worth for unfinished messages: no peer that frames
             // as procwire and CPython do sends that. Stop receiving, and close them all.
             self.flooded = true;
+            trace::limit(
+                "max_pending_fds",
+                (self.held + fds.len()) as u64 + 1,
+                MAX_PENDING_FDS as u64,
+            );
             self.arrived.clear();
             self.held = 0;
             return Ok(msg.bytes);
@@ -259,6 +265,8 @@ impl Reader {
         let claim = self.anc.claim.take().unwrap_or_default();
         let value = out?;
         if claim.truncated {
+            let max = MAX_FDS_PER_MESSAGE as u64;
+            trace::limit("max_fds_per_message", max + 1, max);
             return Err(Error::Descriptors(format!(
                 "the kernel cut a message's descriptors short (MSG_CTRUNC): the {} that \
                  arrived were closed (at most {MAX_FDS_PER_MESSAGE} per message; is this \
@@ -295,6 +303,11 @@ impl Writer {
     #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn check_fds(&self, fds: &[BorrowedFd<'_>]) -> Result<()> {
         if fds.len() > MAX_FDS_PER_MESSAGE {
+            trace::limit(
+                "max_fds_per_message",
+                fds.len() as u64,
+                MAX_FDS_PER_MESSAGE as u64,
+            );
             return Err(Error::Descriptors(format!(
                 "{} descriptors exceed the {MAX_FDS_PER_MESSAGE} one message can carry",
                 fds.len()
@@ -343,6 +356,11 @@ impl Writer {
         fds: &[BorrowedFd<'_>],
     ) -> Result<()> {
         if fds.len() > MAX_FDS_PER_MESSAGE {
+            trace::limit(
+                "max_fds_per_message",
+                fds.len() as u64,
+                MAX_FDS_PER_MESSAGE as u64,
+            );
             return Err(Error::Descriptors(format!(
                 "{} descriptors exceed the {MAX_FDS_PER_MESSAGE} one message can carry",
                 fds.len()

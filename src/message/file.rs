@@ -18,6 +18,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use super::progress::{Report, STEP};
 use super::{MessageReceiver, Reader, Wait, Writer};
 use crate::error::{Error, Result};
 use crate::frame::Header;
@@ -32,12 +33,24 @@ const SENDFILE_MAX: u64 = 1 << 30;
 
 impl Writer {
     /// Sends the first `len` bytes of `file` as one frame.
-    pub(crate) fn send_file(&mut self, file: &File, len: u64) -> Result<()> {
+    ///
+    /// With `report`, the bytes the kernel has taken are reported after each call that
+    /// moved some, and `sendfile` moves at most [`STEP`] bytes a call.
+    pub(crate) fn send_file(
+        &mut self,
+        file: &File,
+        len: u64,
+        mut report: Option<&mut Report<'_>>,
+    ) -> Result<()> {
         self.finish_unsent()?;
         let header = Header::for_payload(len).encode();
         self.write_all(&mut [IoSlice::new(&header)])?;
-        self.copy_file(file, len)
-            .inspect_err(|_| self.break_stream())
+        self.copy_file(file, len, report.as_deref_mut())
+            .inspect_err(|_| self.break_stream())?;
+        if let Some(report) = report {
+            report.end();
+        }
+        Ok(())
     }
 
     /// Marks the writer unusable after a frame was left unfinished, and shuts a socket down
@@ -50,32 +63,46 @@ impl Writer {
     }
 
     /// Copies `len` bytes of `file` from offset 0 to the descriptor.
-    fn copy_file(&self, file: &File, len: u64) -> Result<()> {
+    fn copy_file(&self, file: &File, len: u64, mut report: Option<&mut Report<'_>>) -> Result<()> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        let offset = match self.sendfile(file, len) {
+        let offset = match self.sendfile(file, len, report.as_deref_mut()) {
             Ok(()) => return Ok(()),
             Err(Stop::Refused) => 0,
             Err(Stop::Failed(e)) => return Err(e),
         };
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let offset = 0;
-        self.copy_by_reading(file, offset, len)
+        self.copy_by_reading(file, offset, len, report)
     }
 
     /// Copies with `sendfile`; [`Stop::Refused`] when the kernel refuses it for these
     /// descriptors (a file system without `splice` support, say).
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn sendfile(&self, file: &File, len: u64) -> Result<(), Stop> {
+    fn sendfile(
+        &self,
+        file: &File,
+        len: u64,
+        mut report: Option<&mut Report<'_>>,
+    ) -> Result<(), Stop> {
+        let most = if report.is_some() {
+            STEP as u64
+        } else {
+            SENDFILE_MAX
+        };
         let mut offset = 0u64;
         while offset < len {
-            let count = (len - offset).min(SENDFILE_MAX) as usize;
+            let count = (len - offset).min(most) as usize;
             let sent = transport::without_sigpipe(|| {
                 rustix::fs::sendfile(&*self.fd, file, Some(&mut offset), count)
                     .map_err(io::Error::from)
             });
             match sent {
                 Ok(0) => return Err(Stop::Failed(shrunk(offset, len))),
-                Ok(_) => {}
+                Ok(_) => {
+                    if let Some(report) = report.as_deref_mut() {
+                        report.at(offset);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_unsupported(&e) && offset == 0 => return Err(Stop::Refused),
                 Err(e) => return Err(Stop::Failed(e.into())),
@@ -85,7 +112,13 @@ impl Writer {
     }
 
     /// Copies by reading pieces of [`CHUNK`] bytes at explicit offsets and writing them.
-    fn copy_by_reading(&self, file: &File, mut offset: u64, len: u64) -> Result<()> {
+    fn copy_by_reading(
+        &self,
+        file: &File,
+        mut offset: u64,
+        len: u64,
+        mut report: Option<&mut Report<'_>>,
+    ) -> Result<()> {
         use std::os::unix::fs::FileExt;
         let mut buf = vec![0u8; CHUNK.min(len.saturating_sub(offset) as usize)];
         while offset < len {
@@ -98,6 +131,9 @@ impl Writer {
             };
             self.write_all(&mut [IoSlice::new(&buf[..n])])?;
             offset += n as u64;
+            if let Some(report) = report.as_deref_mut() {
+                report.at(offset);
+            }
         }
         Ok(())
     }
@@ -141,9 +177,17 @@ impl Reader {
     /// stays aligned at the next message; then `out`'s error is returned. When reading the
     /// connection fails inside the payload, the stream cannot be re-aligned: that error is
     /// returned, and every later receive fails with `Error::Truncated`.
-    pub(crate) fn recv_to(&mut self, limit: u64, out: &mut dyn Write) -> Result<u64> {
+    ///
+    /// With `progress`, the payload bytes received are reported to it after each read.
+    pub(crate) fn recv_to(
+        &mut self,
+        limit: u64,
+        out: &mut dyn Write,
+        progress: Option<&mut dyn FnMut(u64, u64)>,
+    ) -> Result<u64> {
         let header = self.next_header_within(limit)?;
         let len = header.payload_len();
+        let mut report = progress.map(|f| Report::new(f, len));
         let mut done = 0u64;
         let mut failed = None;
         while done < len {
@@ -169,8 +213,14 @@ impl Reader {
                 failed = out.write_all(piece).err();
             }
             done += n as u64;
+            if let Some(report) = report.as_mut() {
+                report.at(done);
+            }
         }
         self.finish_message();
+        if let Some(report) = report.as_mut() {
+            report.end();
+        }
         failed.map_or(Ok(len), |e| Err(e.into()))
     }
 
@@ -194,15 +244,22 @@ impl<X> MessageReceiver<X> {
     /// the stream stays aligned: when the file cannot be created, the message is read and
     /// dropped, and the creation error is returned (unless receiving the message fails
     /// itself, whose error then comes first, as it says more about the connection).
-    pub(crate) fn recv_file(&self, dest: &Path, limit: u64) -> Result<u64> {
+    ///
+    /// With `progress`, the bytes received are reported to it (see `progress.rs`).
+    pub(crate) fn recv_file(
+        &self,
+        dest: &Path,
+        limit: u64,
+        progress: Option<&mut dyn FnMut(u64, u64)>,
+    ) -> Result<u64> {
         let mut tmp = match TempFile::beside(dest) {
             Ok(tmp) => tmp,
             Err(e) => {
-                self.recv_to(limit, &mut io::sink(), Wait::Block)?;
+                self.recv_to(limit, &mut io::sink(), Wait::Block, None)?;
                 return Err(e);
             }
         };
-        let len = self.recv_to(limit, &mut tmp.file, Wait::Block)?;
+        let len = self.recv_to(limit, &mut tmp.file, Wait::Block, progress)?;
         tmp.persist(dest)?;
         Ok(len)
     }

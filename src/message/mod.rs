@@ -25,12 +25,14 @@ use crate::transport::{self, Kind};
 mod fds;
 mod file;
 mod nonblocking;
+mod progress;
 mod reader;
 mod writer;
 
 pub(crate) use self::nonblocking::remaining;
 #[cfg(any(feature = "tokio", feature = "async-io"))]
 pub(crate) use self::nonblocking::wait_fd;
+use self::progress::Report;
 #[cfg(any(feature = "tokio", feature = "async-io"))]
 pub(crate) use self::reader::Progress;
 pub(crate) use self::reader::Reader;
@@ -129,10 +131,17 @@ impl<X> MessageSender<X> {
     }
 
     /// Sends the whole of `file` as one message; returns its length.
-    pub(crate) fn send_file(&self, file: &File) -> Result<u64> {
+    ///
+    /// With `progress`, reports the bytes sent to it (see `progress.rs`).
+    pub(crate) fn send_file(
+        &self,
+        file: &File,
+        progress: Option<&mut dyn FnMut(u64, u64)>,
+    ) -> Result<u64> {
         let mut out = self.lock();
         let len = file.metadata()?.len();
-        out.writer.send_file(file, len)?;
+        let mut report = progress.map(|f| Report::new(f, len));
+        out.writer.send_file(file, len, report.as_mut())?;
         Ok(len)
     }
 
@@ -274,8 +283,15 @@ impl<X> MessageReceiver<X> {
     }
 
     /// Receives one message of at most `limit` bytes into `out`; its length.
-    pub(crate) fn recv_to(&self, limit: u64, out: &mut dyn Write, wait: Wait) -> Result<u64> {
-        self.receive(wait, |r, _| r.recv_to(limit, out))
+    /// With `progress`, reports the bytes received to it (see `progress.rs`).
+    pub(crate) fn recv_to(
+        &self,
+        limit: u64,
+        out: &mut dyn Write,
+        wait: Wait,
+        progress: Option<&mut dyn FnMut(u64, u64)>,
+    ) -> Result<u64> {
+        self.receive(wait, |r, _| r.recv_to(limit, out, progress))
     }
 
     /// Waits until the next receive will not block; `false` when `timeout` passed first.

@@ -12,6 +12,7 @@ use super::fds;
 use super::Grow;
 use crate::error::{Error, Result};
 use crate::frame::{FrameDecoder, Header, EAGER_ALLOC, MAX_HEADER_LEN};
+use crate::trace;
 use crate::transport::Kind;
 
 /// The read side of a connection: a buffer and a size limit.
@@ -104,7 +105,7 @@ impl Reader {
         self.check_readable()?;
         self.anc.discard_before(self.consumed());
         loop {
-            if let Some(header) = self.dec.next_header()? {
+            if let Some(header) = self.dec.next_header().inspect_err(trace::receive_failed)? {
                 return Ok(header);
             }
             let have = self.dec.buffered_len();
@@ -132,9 +133,23 @@ impl Reader {
         dst: &mut [u8],
         done: &mut usize,
     ) -> Result<()> {
+        self.read_payload_with(header, dst, done, |_| {})
+    }
+
+    /// [`read_payload`](Reader::read_payload), calling `progress` with `*done` after each
+    /// piece that arrived: once per read from the descriptor.
+    #[inline]
+    pub(super) fn read_payload_with(
+        &mut self,
+        header: Header,
+        dst: &mut [u8],
+        done: &mut usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<()> {
         while *done < dst.len() {
             if self.dec.buffered_len() > 0 {
                 *done += self.dec.copy_out(&mut dst[*done..]);
+                progress(*done);
                 continue;
             }
             let rest = dst.len() - *done;
@@ -150,6 +165,7 @@ impl Reader {
             }
             if direct {
                 *done += n;
+                progress(*done);
             }
         }
         self.finish_message();

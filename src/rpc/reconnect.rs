@@ -212,8 +212,15 @@ impl ReconnectBuilder {
             outbox,
         } = self;
         let conn_codec = codec.clone();
+        let mut attempt = 0u64;
+        let connect = move || {
+            attempt += 1;
+            let conn = client.connect_with(addr.clone(), conn_codec.clone());
+            crate::trace::reconnect(&addr, attempt, conn.as_ref().err());
+            conn
+        };
         let connector = crate::rpc::Connector {
-            connect: Box::new(move || client.connect_with(addr.clone(), conn_codec.clone())),
+            connect: Box::new(connect),
             first_backoff,
             max_backoff,
             outbox,
