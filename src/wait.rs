@@ -14,6 +14,7 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use crate::error::{Error, Result};
 use crate::message::remaining;
 
+mod poller;
 mod set;
 
 pub use self::set::{InsertError, WaitSet};

@@ -119,6 +119,38 @@ fn small_messages_allocate_nothing_in_steady_state() {
 }
 
 #[test]
+fn a_wait_set_serving_loop_allocates_nothing_in_steady_state() {
+    bounded(|| {
+        let mut set = procwire::WaitSet::new().unwrap();
+        let mut clients = Vec::new();
+        for key in 0..8u32 {
+            let (ours, theirs) = procwire::duplex::<u64, u64>().unwrap();
+            set.insert(key, ours).unwrap();
+            clients.push(theirs);
+        }
+        let mut ready = Vec::with_capacity(8);
+        let mut round = |i: usize| {
+            let client = &clients[i % clients.len()];
+            client.send(&(i as u64)).unwrap();
+            assert_eq!(
+                set.wait(&mut ready, Some(std::time::Duration::from_secs(10)))
+                    .unwrap(),
+                1
+            );
+            let conn = set.get(&ready[0]).unwrap();
+            let v = conn.try_recv().unwrap();
+            conn.send(&(v + 1)).unwrap();
+            assert_eq!(client.recv().unwrap(), i as u64 + 1);
+        };
+        for i in 0..WARM_UP {
+            round(i);
+        }
+        let n = allocations_in(|| (0..MEASURED).for_each(&mut round));
+        assert_eq!(n, 0, "{n} allocations over {MEASURED} rounds");
+    });
+}
+
+#[test]
 fn typed_values_allocate_nothing_after_the_first_over_a_pipe() {
     bounded(|| {
         let (tx, rx) = procwire::pipe::<Sample>().unwrap();

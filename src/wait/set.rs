@@ -1,23 +1,19 @@
-//! [`WaitSet`]: a keyed registry of sources on one `polling::Poller` (epoll on Linux),
-//! kept across calls, so that a wait costs in proportion to the sources that are ready.
+//! [`WaitSet`]: a keyed registry of sources on one readiness queue (epoll on Linux, see
+//! `poller.rs`), kept across calls, so that a wait costs in proportion to the sources that
+//! are ready.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
-use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use polling::{Event, Events, PollMode, Poller};
-
+use super::poller::SetPoller;
 use super::Waitable;
 use crate::error::{Error, Result};
 use crate::message::remaining;
-
-/// How many readiness events one system call may bring; more wait for the next call.
-const EVENTS: usize = 1024;
 
 /// A keyed set of sources to wait on again and again, such as a server's listener and
 /// its clients; the [`Waitable`] counterpart of a `HashMap<K, S>`.
@@ -67,14 +63,10 @@ const EVENTS: usize = 1024;
 pub struct WaitSet<K, S> {
     /// Declared first so that it is dropped first: once it is closed, no registration
     /// remains for the descriptors below to outlive.
-    poller: Poller,
-    level: bool,
+    poller: SetPoller,
     slots: Vec<Option<Slot<K, S>>>,
     free: Vec<usize>,
     index: HashMap<K, usize>,
-    /// Behind a mutex only so that the set is `Sync` (`Events` is not); it is reached
-    /// through `get_mut`, which takes no lock.
-    events: Mutex<Events>,
     fired: Vec<usize>,
     /// Slots that may hold a whole buffered message: reported by the last wait, inserted
     /// or rechecked since. The next wait looks at their buffers first.
@@ -95,23 +87,18 @@ struct Slot<K, S> {
 }
 
 impl<K, S> WaitSet<K, S> {
-    /// An empty set, with its own poller (on Linux an epoll instance, plus the two
-    /// descriptors `polling` uses for timeouts and wake-ups).
+    /// An empty set, with its own poller (on Linux an epoll instance; elsewhere a
+    /// `polling` poller, with the descriptors it uses for timeouts and wake-ups).
     ///
     /// # Errors
     ///
     /// [`Error::Io`] when the poller cannot be created (for example, out of descriptors).
     pub fn new() -> Result<Self> {
-        let poller = Poller::new()?;
         Ok(WaitSet {
-            level: poller.supports_level(),
-            poller,
+            poller: SetPoller::new()?,
             slots: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
-            events: Mutex::new(Events::with_capacity(
-                NonZeroUsize::new(EVENTS).unwrap_or(NonZeroUsize::MIN),
-            )),
             fired: Vec::new(),
             carried: Vec::new(),
             spare: Vec::new(),
@@ -132,14 +119,6 @@ impl<K, S> WaitSet<K, S> {
     /// The keys and sources in the set, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &S)> + '_ {
         self.slots.iter().flatten().map(|s| (&s.key, &s.source))
-    }
-
-    fn mode(&self) -> PollMode {
-        if self.level {
-            PollMode::Level
-        } else {
-            PollMode::Oneshot
-        }
     }
 
     /// Deregisters the source in `slot` and hands it back.
@@ -190,8 +169,9 @@ impl<K: Eq + Hash + Clone, S: Waitable> WaitSet<K, S> {
         if slot == self.slots.len() {
             self.slots.push(None);
         }
-        // SAFETY: `polling` requires a registered descriptor to be deleted from the poller
-        // before it is closed. The descriptor registered here is `fd`, which the slot owns
+        // A registered descriptor must be deleted from the poller before it is closed
+        // (`polling` requires it; with epoll, a closed duplicate could leave events for a
+        // file nobody holds). The descriptor registered here is `fd`, which the slot owns
         // (through an `Arc`) from the statement after next, with no code in between that
         // can fail or panic, so it stays open while the slot exists. A slot lets go of its
         // `Arc` only in `take_slot`, after `delete` succeeded, or else by moving it to
@@ -199,12 +179,7 @@ impl<K: Eq + Hash + Clone, S: Waitable> WaitSet<K, S> {
         // are dropped; and `orphans` is dropped after `poller` (field order), when no
         // registration remains. Nothing else drops a slot: sources are lent out only as
         // `&S`, and the `Arc` is never handed out at all.
-        #[allow(unsafe_code)]
-        let added = unsafe {
-            self.poller
-                .add_with_mode(fd.as_raw_fd(), Event::readable(slot), self.mode())
-        };
-        if let Err(e) = added {
+        if let Err(e) = self.poller.add(fd.as_fd(), slot) {
             self.free.push(slot);
             return Err(InsertError {
                 error: e.into(),
@@ -353,7 +328,8 @@ impl<K: Eq + Hash + Clone, S: Waitable> WaitSet<K, S> {
     }
 
     /// Polls until an event makes a source ready or the time is up (at once when `ready`
-    /// already has keys).
+    /// already has keys). A wait that ends with no event before `deadline` (a signal)
+    /// waits again for the rest.
     fn wait_events(
         &mut self,
         ready: &mut Vec<K>,
@@ -366,18 +342,13 @@ impl<K: Eq + Hash + Clone, S: Waitable> WaitSet<K, S> {
             } else {
                 Some(Duration::ZERO)
             };
-            let events = self
-                .events
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner);
-            events.clear();
-            self.poller.wait(events, t)?;
-            self.fired.clear();
-            self.fired.extend(events.iter().map(|e| e.key));
+            self.poller.wait(&mut self.fired, t)?;
             for i in 0..self.fired.len() {
                 self.on_event(self.fired[i], ready)?;
             }
-            let timed_out = self.fired.is_empty() && t.is_some();
+            let timed_out = self.fired.is_empty()
+                && t.is_some()
+                && deadline.is_none_or(|d| Instant::now() >= d);
             if !ready.is_empty() || timed_out || t == Some(Duration::ZERO) {
                 return Ok(());
             }
@@ -401,9 +372,7 @@ impl<K: Eq + Hash + Clone, S: Waitable> WaitSet<K, S> {
         let Some(Some(s)) = self.slots.get_mut(slot) else {
             return Ok(());
         };
-        if !self.level {
-            self.poller.modify(s.fd.as_fd(), Event::readable(slot))?;
-        }
+        self.poller.rearm(s.fd.as_fd(), slot)?;
         if !s.reported && s.source.wait_source().read_now() {
             s.reported = true;
             ready.push(s.key.clone());

@@ -1,0 +1,544 @@
+//! procwire against the system-call floor, every row against a peer in its own process
+//! (this binary, started again in the role the row needs), all rows interleaved round by
+//! round in one run (`PROCWIRE_BENCH_ROUNDS`, default 5), medians reported.
+//!
+//! ```text
+//! taskset -c 0 cargo bench -p procwire-benches --bench floor --features rkyv   # headline: every process on one core
+//! cargo bench -p procwire-benches --bench floor --features rkyv                # unpinned (cross-core), reported apart
+//! PROCWIRE_BENCH_ONLY=typed-pair strace -c -f target/release/deps/floor-…      # one row once, for syscall counts
+//! ```
+//!
+//! Rows (issue #17):
+//!
+//! - **small messages**, on a socket pair (`pair`), a Unix path (`unix`) and loopback TCP
+//!   (`tcp`): `raw` is the floor, one `send` and one `recv` of the 12-byte frame on each
+//!   side (both ends raw, on the same sockets procwire made); `typed` is a `u64` through
+//!   `send`/`recv` on both ends; `bytes` is 8 bytes through `send_bytes` and
+//!   `recv_bytes_into` on both ends. Ratios: `typed / raw`, `bytes / raw`.
+//! - **`WaitSet` echo**: the client (this process) sends a typed `u64` and receives it back;
+//!   the server child either blocks in `recv` on the one connection (`blocking-echo`, the
+//!   baseline) or serves it from a `WaitSet` that also holds 100 idle connections
+//!   (`waitset-echo`): `wait`, `try_recv`, `send`.
+//! - **typed bulk**: 16 MiB of `f64` one way, acknowledged with one byte: `raw-bulk` writes
+//!   the frame with `write_all` and the child reads it with `read_exact` into a kept
+//!   buffer; `postcard-bulk` sends a `Vec<f64>` with the default codec and the child
+//!   receives a new `Vec<f64>`; `rkyv-bulk` sends it with the `Rkyv` codec and the child
+//!   reads it in place with `recv_archived`. Ratios: throughput against `raw-bulk`.
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use procwire::codec::Rkyv;
+use procwire::{Client, Connection, Listener, WaitSet};
+
+const ROLE_ENV: &str = "PROCWIRE_BENCH_FLOOR_ROLE";
+const ADDR_ENV: &str = "PROCWIRE_BENCH_FLOOR_ADDR";
+const ROUNDS_ENV: &str = "PROCWIRE_BENCH_ROUNDS";
+const ONLY_ENV: &str = "PROCWIRE_BENCH_ONLY";
+const PINGS: u64 = 20_000;
+const BULK: usize = 16 << 20;
+const BULKS: usize = 20;
+const IDLE: usize = 100;
+
+type Conn = Connection<u64, u64>;
+
+/// How the child's connection is made.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Via {
+    Pair,
+    Unix,
+    Tcp,
+}
+
+impl Via {
+    fn name(self) -> &'static str {
+        match self {
+            Via::Pair => "pair",
+            Via::Unix => "unix",
+            Via::Tcp => "tcp",
+        }
+    }
+}
+
+/// What a row measures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Row {
+    Raw(Via),
+    /// The floor with `recvmsg` and a control buffer for descriptors instead of `recv`.
+    RawMsg,
+    Typed(Via),
+    Bytes(Via),
+    BlockingEcho,
+    WaitSetEcho,
+    RawBulk,
+    PostcardBulk,
+    RkyvBulk,
+}
+
+impl Row {
+    fn all() -> Vec<Row> {
+        let mut rows = Vec::new();
+        for via in [Via::Pair, Via::Unix, Via::Tcp] {
+            rows.extend([Row::Raw(via), Row::Typed(via), Row::Bytes(via)]);
+            if via == Via::Pair {
+                rows.push(Row::RawMsg);
+            }
+        }
+        rows.extend([
+            Row::BlockingEcho,
+            Row::WaitSetEcho,
+            Row::RawBulk,
+            Row::PostcardBulk,
+            Row::RkyvBulk,
+        ]);
+        rows
+    }
+
+    fn name(self) -> String {
+        match self {
+            Row::Raw(v) => format!("raw-{}", v.name()),
+            Row::RawMsg => "rawmsg-pair".into(),
+            Row::Typed(v) => format!("typed-{}", v.name()),
+            Row::Bytes(v) => format!("bytes-{}", v.name()),
+            Row::BlockingEcho => "blocking-echo".into(),
+            Row::WaitSetEcho => "waitset-echo".into(),
+            Row::RawBulk => "raw-bulk".into(),
+            Row::PostcardBulk => "postcard-bulk".into(),
+            Row::RkyvBulk => "rkyv-bulk".into(),
+        }
+    }
+
+    fn via(self) -> Via {
+        match self {
+            Row::Raw(v) | Row::Typed(v) | Row::Bytes(v) => v,
+            _ => Via::Pair,
+        }
+    }
+
+    fn is_bulk(self) -> bool {
+        matches!(self, Row::RawBulk | Row::PostcardBulk | Row::RkyvBulk)
+    }
+
+    /// µs per round trip, or ms per bulk message.
+    fn unit(self) -> &'static str {
+        if self.is_bulk() {
+            "ms"
+        } else {
+            "µs"
+        }
+    }
+}
+
+fn main() {
+    if let Ok(role) = std::env::var(ROLE_ENV) {
+        return child(&role);
+    }
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list`: nothing for criterion's harness protocol
+    }
+    let rows = Row::all();
+    if let Ok(only) = std::env::var(ONLY_ENV) {
+        let row = *rows
+            .iter()
+            .find(|r| r.name() == only)
+            .unwrap_or_else(|| panic!("no row {only}"));
+        let mut peer = Peer::start(row);
+        let took = peer.run(row);
+        let n = if row.is_bulk() { BULKS as u64 } else { PINGS };
+        println!("{only}: {n} messages in {took:?}");
+        peer.finish();
+        return;
+    }
+    let rounds: usize = std::env::var(ROUNDS_ENV).map_or(5, |r| r.parse().expect("rounds"));
+    let mut peers: Vec<Peer> = rows.iter().map(|&r| Peer::start(r)).collect();
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
+    let mut ratios: Vec<(String, Vec<f64>)> = Vec::new();
+    for round in 0..rounds {
+        let mut this: Vec<f64> = Vec::new();
+        for (i, &row) in rows.iter().enumerate() {
+            let took = peers[i].run(row).as_secs_f64();
+            let per = if row.is_bulk() {
+                took * 1e3 / BULKS as f64
+            } else {
+                took * 1e6 / PINGS as f64
+            };
+            times[i].push(per);
+            this.push(per);
+        }
+        let at = |r: Row| this[rows.iter().position(|&x| x == r).expect("row")];
+        let mut round_ratios = Vec::new();
+        for via in [Via::Pair, Via::Unix, Via::Tcp] {
+            round_ratios.push((
+                format!("typed / raw, {}", via.name()),
+                at(Row::Typed(via)) / at(Row::Raw(via)),
+            ));
+            round_ratios.push((
+                format!("bytes / raw, {}", via.name()),
+                at(Row::Bytes(via)) / at(Row::Raw(via)),
+            ));
+        }
+        round_ratios.push((
+            "recvmsg raw / recv raw, pair".into(),
+            at(Row::RawMsg) / at(Row::Raw(Via::Pair)),
+        ));
+        round_ratios.push((
+            "waitset echo / blocking echo".into(),
+            at(Row::WaitSetEcho) / at(Row::BlockingEcho),
+        ));
+        round_ratios.push((
+            "postcard bulk throughput / raw".into(),
+            at(Row::RawBulk) / at(Row::PostcardBulk),
+        ));
+        round_ratios.push((
+            "rkyv bulk throughput / raw".into(),
+            at(Row::RawBulk) / at(Row::RkyvBulk),
+        ));
+        eprintln!(
+            "round {round}: {}",
+            round_ratios
+                .iter()
+                .map(|(n, v)| format!("{n} {v:.3}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if ratios.is_empty() {
+            ratios = round_ratios
+                .iter()
+                .map(|(n, _)| (n.clone(), Vec::new()))
+                .collect();
+        }
+        for (slot, (_, v)) in ratios.iter_mut().zip(round_ratios) {
+            slot.1.push(v);
+        }
+    }
+    println!("medians of {rounds} interleaved rounds, every peer in its own process:");
+    for (row, v) in rows.iter().zip(times.iter_mut()) {
+        println!("  {:<40} {:>9.3} {}", row.name(), median(v), row.unit());
+    }
+    for (name, v) in ratios.iter_mut() {
+        println!("  {name:<40} {:>9.3}", median(v));
+    }
+    for peer in peers {
+        peer.finish();
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The other end of one row: a child process and the connection to it.
+struct Peer {
+    child: procwire::Child,
+    /// The connection the child was spawned with; for `pair` rows also the measured one.
+    spawned: Conn,
+    /// For `unix` and `tcp` rows, the connection accepted from the child.
+    accepted: Option<Conn>,
+    /// Kept for the unix socket's file.
+    _dir: Option<TempDir>,
+    postcard: Option<Connection<Vec<f64>, u8>>,
+    rkyv: Option<Connection<Vec<f64>, u8, Rkyv>>,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Peer {
+    fn start(row: Row) -> Peer {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.env(ROLE_ENV, row.name());
+        let (mut dir, mut listener) = (None, None);
+        match row.via() {
+            Via::Pair => {}
+            Via::Unix => {
+                let path = std::env::temp_dir().join(format!(
+                    "procwire-floor-{}-{}",
+                    std::process::id(),
+                    row.name()
+                ));
+                std::fs::create_dir_all(&path).unwrap();
+                let addr = path.join("s.sock");
+                let l = Listener::bind(addr.to_str().unwrap()).unwrap();
+                cmd.env(ADDR_ENV, addr.to_str().unwrap());
+                listener = Some(l);
+                dir = Some(TempDir(path));
+            }
+            Via::Tcp => {
+                let l = Listener::bind("127.0.0.1:0").unwrap();
+                cmd.env(ADDR_ENV, l.local_addr().to_string());
+                listener = Some(l);
+            }
+        }
+        match row {
+            Row::PostcardBulk => {
+                let (child, conn) = procwire::spawn::<Vec<f64>, u8>(cmd).unwrap();
+                let (spawned, _) = procwire::duplex::<u64, u64>().unwrap();
+                return Peer {
+                    child,
+                    spawned,
+                    accepted: None,
+                    _dir: None,
+                    postcard: Some(conn),
+                    rkyv: None,
+                };
+            }
+            Row::RkyvBulk => {
+                let (child, conn) =
+                    procwire::spawn_with::<Vec<f64>, u8, _>(cmd, Rkyv::new()).unwrap();
+                let (spawned, _) = procwire::duplex::<u64, u64>().unwrap();
+                return Peer {
+                    child,
+                    spawned,
+                    accepted: None,
+                    _dir: None,
+                    postcard: None,
+                    rkyv: Some(conn),
+                };
+            }
+            _ => {}
+        }
+        let (child, spawned) = procwire::spawn::<u64, u64>(cmd).unwrap();
+        let accepted = listener.map(|l| l.accept::<u64, u64>().unwrap());
+        Peer {
+            child,
+            spawned,
+            accepted,
+            _dir: dir,
+            postcard: None,
+            rkyv: None,
+        }
+    }
+
+    fn conn(&self) -> &Conn {
+        self.accepted.as_ref().unwrap_or(&self.spawned)
+    }
+
+    fn run(&mut self, row: Row) -> Duration {
+        match row {
+            Row::Raw(_) | Row::RawMsg | Row::RawBulk => raw(self.conn(), row),
+            Row::Typed(_) | Row::BlockingEcho | Row::WaitSetEcho => {
+                let conn = self.conn();
+                let start = Instant::now();
+                for i in 0..PINGS {
+                    conn.send(&i).unwrap();
+                    assert_eq!(conn.recv().unwrap(), i);
+                }
+                start.elapsed()
+            }
+            Row::Bytes(_) => {
+                let conn = self.conn();
+                let mut back = [0u8; 8];
+                let start = Instant::now();
+                for i in 0..PINGS {
+                    conn.send_bytes(&i.to_ne_bytes()).unwrap();
+                    assert_eq!(conn.recv_bytes_into(&mut back).unwrap(), 8);
+                    assert_eq!(u64::from_ne_bytes(back), i);
+                }
+                start.elapsed()
+            }
+            Row::PostcardBulk => {
+                let conn = self.postcard.as_ref().unwrap();
+                let data: Vec<f64> = (0..BULK / 8).map(|i| i as f64).collect();
+                let start = Instant::now();
+                for _ in 0..BULKS {
+                    conn.send(&data).unwrap();
+                    assert_eq!(conn.recv().unwrap(), 1);
+                }
+                start.elapsed()
+            }
+            Row::RkyvBulk => {
+                let conn = self.rkyv.as_ref().unwrap();
+                let data: Vec<f64> = (0..BULK / 8).map(|i| i as f64).collect();
+                let start = Instant::now();
+                for _ in 0..BULKS {
+                    conn.send(&data).unwrap();
+                    let mut ack = [0u8; 1];
+                    assert_eq!(conn.recv_bytes_into(&mut ack).unwrap(), 1);
+                }
+                start.elapsed()
+            }
+        }
+    }
+
+    fn finish(self) {
+        let Peer {
+            mut child,
+            spawned,
+            accepted,
+            postcard,
+            rkyv,
+            ..
+        } = self;
+        drop((spawned, accepted, postcard, rkyv));
+        let status = child.wait().unwrap();
+        assert!(status.success(), "a peer failed: {status}");
+    }
+}
+
+/// The floor: each side one `send` and one `recv` per message (a 12-byte frame, as
+/// procwire's for an 8-byte payload), or for bulk one frame written and read whole.
+fn raw(conn: &Conn, row: Row) -> Duration {
+    let fd = conn.as_fd();
+    if row == Row::RawBulk {
+        let mut file = std::fs::File::from(fd.try_clone_to_owned().unwrap());
+        let data: Vec<f64> = (0..BULK / 8).map(|i| i as f64).collect();
+        let header = (BULK as u32).to_be_bytes();
+        let mut ack = [0u8; 5];
+        let start = Instant::now();
+        for _ in 0..BULKS {
+            file.write_all(&header).unwrap();
+            file.write_all(bytemuck::cast_slice(&data)).unwrap();
+            file.read_exact(&mut ack).unwrap();
+        }
+        return start.elapsed();
+    }
+    let mut frame = [0u8; 12];
+    frame[..4].copy_from_slice(&8u32.to_be_bytes());
+    let mut back = [0u8; 12];
+    let mut control = [std::mem::MaybeUninit::<u8>::uninit(); CONTROL];
+    let start = Instant::now();
+    for i in 0..PINGS {
+        frame[4..].copy_from_slice(&i.to_ne_bytes());
+        assert_eq!(
+            rustix::net::send(fd, &frame, rustix::net::SendFlags::NOSIGNAL).unwrap(),
+            12
+        );
+        let n = if row == Row::RawMsg {
+            recvmsg(fd, &mut back, &mut control)
+        } else {
+            rustix::net::recv(fd, &mut back, rustix::net::RecvFlags::empty())
+                .unwrap()
+                .0
+        };
+        assert_eq!(n, 12);
+    }
+    start.elapsed()
+}
+
+/// Room for 253 descriptors, as procwire's reader has.
+const CONTROL: usize = rustix::cmsg_space!(ScmRights(253));
+
+/// One `recvmsg` with a control buffer, as a reader that may get descriptors makes.
+fn recvmsg(
+    fd: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+    space: &mut [std::mem::MaybeUninit<u8>],
+) -> usize {
+    let mut control = rustix::net::RecvAncillaryBuffer::new(space);
+    let msg = rustix::net::recvmsg(
+        fd,
+        &mut [std::io::IoSliceMut::new(buf)],
+        &mut control,
+        rustix::net::RecvFlags::CMSG_CLOEXEC,
+    )
+    .unwrap();
+    assert_eq!(control.drain().count(), 0);
+    msg.bytes
+}
+
+fn child(role: &str) {
+    let row = *Row::all()
+        .iter()
+        .find(|r| r.name() == role)
+        .expect("a known role");
+    match row {
+        Row::PostcardBulk => {
+            let conn = procwire::from_parent::<u8, Vec<f64>>().unwrap();
+            while let Ok(v) = conn.recv() {
+                assert_eq!(v.len(), BULK / 8);
+                conn.send(&1).unwrap();
+            }
+            return;
+        }
+        Row::RkyvBulk => {
+            let conn = procwire::from_parent_with::<u8, Vec<f64>, _>(Rkyv::new()).unwrap();
+            loop {
+                let Ok(v) = conn.recv_archived() else { return };
+                assert_eq!(v.len(), BULK / 8);
+                assert_eq!(v[BULK / 8 - 1].to_native(), (BULK / 8 - 1) as f64);
+                drop(v);
+                conn.send_bytes(&[1u8]).unwrap();
+            }
+        }
+        _ => {}
+    }
+    let spawned = procwire::from_parent::<u64, u64>().unwrap();
+    let conn = match std::env::var(ADDR_ENV) {
+        Ok(addr) => Client::connect::<u64, u64, _>(addr.as_str()).unwrap(),
+        Err(_) => spawned,
+    };
+    match row {
+        Row::Raw(_) | Row::RawMsg => {
+            let fd = conn.as_fd();
+            let mut buf = [0u8; 12];
+            let mut control = [std::mem::MaybeUninit::<u8>::uninit(); CONTROL];
+            loop {
+                let n = if row == Row::RawMsg {
+                    recvmsg(fd, &mut buf, &mut control)
+                } else {
+                    rustix::net::recv(fd, &mut buf, rustix::net::RecvFlags::empty())
+                        .unwrap()
+                        .0
+                };
+                match n {
+                    12 => {}
+                    0 => return,
+                    other => panic!("raw echo: {other}"),
+                }
+                rustix::net::send(fd, &buf, rustix::net::SendFlags::NOSIGNAL).unwrap();
+            }
+        }
+        Row::RawBulk => {
+            let mut file = std::fs::File::from(conn.as_fd().try_clone_to_owned().unwrap());
+            let mut buf = vec![0u8; BULK + 4];
+            let mut ack = [0u8; 5];
+            ack[..4].copy_from_slice(&1u32.to_be_bytes());
+            ack[4] = 1;
+            while file.read_exact(&mut buf).is_ok() {
+                file.write_all(&ack).unwrap();
+            }
+        }
+        Row::Typed(_) | Row::BlockingEcho => {
+            while let Ok(v) = conn.recv() {
+                conn.send(&v).unwrap();
+            }
+        }
+        Row::Bytes(_) => {
+            let mut buf = [0u8; 8];
+            while let Ok(n) = conn.recv_bytes_into(&mut buf) {
+                conn.send_bytes(&buf[..n]).unwrap();
+            }
+        }
+        Row::WaitSetEcho => {
+            let mut set = WaitSet::new().unwrap();
+            let mut peers = Vec::new();
+            for i in 0..IDLE {
+                let (ours, theirs) = procwire::duplex::<u64, u64>().unwrap();
+                set.insert(i, ours).unwrap();
+                peers.push(theirs);
+            }
+            set.insert(usize::MAX, conn).unwrap();
+            let mut ready = Vec::new();
+            loop {
+                set.wait(&mut ready, None).unwrap();
+                for key in &ready {
+                    let c = set.get(key).unwrap();
+                    match c.try_recv() {
+                        Ok(v) => c.send(&v).unwrap(),
+                        Err(e) if e.is_disconnected() => return,
+                        Err(e) => panic!("waitset echo: {e}"),
+                    }
+                }
+            }
+        }
+        Row::PostcardBulk | Row::RkyvBulk => unreachable!(),
+    }
+}
