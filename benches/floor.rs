@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! taskset -c 0 cargo bench -p procwire-benches --bench floor --features rkyv   # headline: every process on one core
-//! cargo bench -p procwire-benches --bench floor --features rkyv                # unpinned (cross-core), reported apart
+//! PROCWIRE_BENCH_CROSS=1 cargo bench -p procwire-benches --bench floor --features rkyv   # this process on core 0, peers on core 1
 //! PROCWIRE_BENCH_ONLY=typed-pair strace -c -f target/release/deps/floor-…      # one row once, for syscall counts
 //! ```
 //!
@@ -19,6 +19,11 @@
 //!   the server child either blocks in `recv` on the one connection (`blocking-echo`, the
 //!   baseline) or serves it from a `WaitSet` that also holds 100 idle connections
 //!   (`waitset-echo`): `wait`, `try_recv`, `send`.
+//! - **cross-core** (meaningful unpinned): `rawbusy-pair` is the floor busy-polling (a
+//!   non-blocking `recv` retried until the frame is there, on both ends), `typed-spin-pair`
+//!   the typed round trip with `set_spin(50 µs)` on both ends. Pinned to one core, a
+//!   busy-polling peer only delays the other, so `rawbusy-pair` is left out there, and
+//!   `typed-spin-pair` shows what a spin that adapted itself away costs.
 //! - **typed bulk**: 16 MiB of `f64` one way, acknowledged with one byte: `raw-bulk` writes
 //!   the frame with `write_all` and the child reads it with `read_exact` into a kept
 //!   buffer; `postcard-bulk` sends a `Vec<f64>` with the default codec and the child
@@ -29,6 +34,8 @@ use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+mod support;
 
 use procwire::codec::Rkyv;
 use procwire::{Client, Connection, Listener, WaitSet};
@@ -68,6 +75,10 @@ enum Row {
     Raw(Via),
     /// The floor with `recvmsg` and a control buffer for descriptors instead of `recv`.
     RawMsg,
+    /// The floor busy-polling: non-blocking `recv` retried until the frame is there.
+    RawBusy,
+    /// `Typed(Pair)` with `set_spin(50 µs)` on both ends.
+    TypedSpin,
     Typed(Via),
     Bytes(Via),
     BlockingEcho,
@@ -83,7 +94,11 @@ impl Row {
         for via in [Via::Pair, Via::Unix, Via::Tcp] {
             rows.extend([Row::Raw(via), Row::Typed(via), Row::Bytes(via)]);
             if via == Via::Pair {
-                rows.push(Row::RawMsg);
+                rows.extend([Row::RawMsg, Row::TypedSpin]);
+                // Two busy-polling processes on one core only take turns at wasting it.
+                if cross_core() {
+                    rows.push(Row::RawBusy);
+                }
             }
         }
         rows.extend([
@@ -100,6 +115,8 @@ impl Row {
         match self {
             Row::Raw(v) => format!("raw-{}", v.name()),
             Row::RawMsg => "rawmsg-pair".into(),
+            Row::RawBusy => "rawbusy-pair".into(),
+            Row::TypedSpin => "typed-spin-pair".into(),
             Row::Typed(v) => format!("typed-{}", v.name()),
             Row::Bytes(v) => format!("bytes-{}", v.name()),
             Row::BlockingEcho => "blocking-echo".into(),
@@ -131,9 +148,21 @@ impl Row {
     }
 }
 
+/// With this set, the benchmark runs on core 0 and every peer on core 1: the cross-core
+/// round trips (`rawbusy-pair`, `typed-spin-pair`), which the scheduler would otherwise
+/// often keep on one core.
+const CROSS_ENV: &str = "PROCWIRE_BENCH_CROSS";
+
 fn main() {
+    let cross = std::env::var_os(CROSS_ENV).is_some();
     if let Ok(role) = std::env::var(ROLE_ENV) {
+        if cross {
+            support::pin_current_thread(1);
+        }
         return child(&role);
+    }
+    if cross {
+        support::pin_current_thread(0);
     }
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list`: nothing for criterion's harness protocol
@@ -179,6 +208,20 @@ fn main() {
                 at(Row::Bytes(via)) / at(Row::Raw(via)),
             ));
         }
+        if cross_core() {
+            round_ratios.push((
+                "typed with spin / busy-polling raw, pair".into(),
+                at(Row::TypedSpin) / at(Row::RawBusy),
+            ));
+            round_ratios.push((
+                "typed / busy-polling raw, pair".into(),
+                at(Row::Typed(Via::Pair)) / at(Row::RawBusy),
+            ));
+        }
+        round_ratios.push((
+            "typed with spin / typed, pair".into(),
+            at(Row::TypedSpin) / at(Row::Typed(Via::Pair)),
+        ));
         round_ratios.push((
             "recvmsg raw / recv raw, pair".into(),
             at(Row::RawMsg) / at(Row::Raw(Via::Pair)),
@@ -223,6 +266,12 @@ fn main() {
     for peer in peers {
         peer.finish();
     }
+}
+
+/// Whether the peers may run on another core than this process (not under `taskset -c 0`).
+fn cross_core() -> bool {
+    std::env::var_os(CROSS_ENV).is_some()
+        || std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -323,9 +372,12 @@ impl Peer {
 
     fn run(&mut self, row: Row) -> Duration {
         match row {
-            Row::Raw(_) | Row::RawMsg | Row::RawBulk => raw(self.conn(), row),
-            Row::Typed(_) | Row::BlockingEcho | Row::WaitSetEcho => {
+            Row::Raw(_) | Row::RawMsg | Row::RawBusy | Row::RawBulk => raw(self.conn(), row),
+            Row::Typed(_) | Row::TypedSpin | Row::BlockingEcho | Row::WaitSetEcho => {
                 let conn = self.conn();
+                if row == Row::TypedSpin {
+                    conn.set_spin(Some(SPIN));
+                }
                 let start = Instant::now();
                 for i in 0..PINGS {
                     conn.send(&i).unwrap();
@@ -413,6 +465,8 @@ fn raw(conn: &Conn, row: Row) -> Duration {
         );
         let n = if row == Row::RawMsg {
             recvmsg(fd, &mut back, &mut control)
+        } else if row == Row::RawBusy {
+            recv_busy(fd, &mut back)
         } else {
             rustix::net::recv(fd, &mut back, rustix::net::RecvFlags::empty())
                 .unwrap()
@@ -421,6 +475,29 @@ fn raw(conn: &Conn, row: Row) -> Duration {
         assert_eq!(n, 12);
     }
     start.elapsed()
+}
+
+/// How long the `typed-spin` row's receives spin at most.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Non-blocking `recv` until something arrives; after 2 ms of nothing (between rounds,
+/// while other rows run), a blocking one, so an idle peer does not keep its core busy.
+fn recv_busy(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> usize {
+    let start = Instant::now();
+    loop {
+        match rustix::net::recv(fd, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((n, _)) => return n,
+            Err(rustix::io::Errno::AGAIN) if start.elapsed() < Duration::from_millis(2) => {
+                std::hint::spin_loop()
+            }
+            Err(rustix::io::Errno::AGAIN) => {
+                return rustix::net::recv(fd, buf, rustix::net::RecvFlags::empty())
+                    .expect("recv")
+                    .0
+            }
+            Err(e) => panic!("busy recv: {e}"),
+        }
+    }
 }
 
 /// Room for 253 descriptors, as procwire's reader has.
@@ -476,13 +553,15 @@ fn child(role: &str) {
         Err(_) => spawned,
     };
     match row {
-        Row::Raw(_) | Row::RawMsg => {
+        Row::Raw(_) | Row::RawMsg | Row::RawBusy => {
             let fd = conn.as_fd();
             let mut buf = [0u8; 12];
             let mut control = [std::mem::MaybeUninit::<u8>::uninit(); CONTROL];
             loop {
                 let n = if row == Row::RawMsg {
                     recvmsg(fd, &mut buf, &mut control)
+                } else if row == Row::RawBusy {
+                    recv_busy(fd, &mut buf)
                 } else {
                     rustix::net::recv(fd, &mut buf, rustix::net::RecvFlags::empty())
                         .unwrap()
@@ -506,7 +585,10 @@ fn child(role: &str) {
                 file.write_all(&ack).unwrap();
             }
         }
-        Row::Typed(_) | Row::BlockingEcho => {
+        Row::Typed(_) | Row::TypedSpin | Row::BlockingEcho => {
+            if row == Row::TypedSpin {
+                conn.set_spin(Some(SPIN));
+            }
             while let Ok(v) = conn.recv() {
                 conn.send(&v).unwrap();
             }

@@ -128,6 +128,7 @@ fn send_bytes(group: &mut BenchmarkGroup<'_, WallTime>, label: &str, data: &[f64
 /// The shared-memory round trips; `copy_in` makes a fresh array from `data` each time.
 fn shm(group: &mut BenchmarkGroup<'_, WallTime>, label: &str, data: &[f64], copy_in: bool) {
     let (client, server) = procwire::duplex::<(), ()>().expect("duplex");
+    server.enable_fds().unwrap();
     let expected = touch_pages(data);
     let peer = thread::spawn(move || loop {
         match server.recv_array::<f64>() {

@@ -88,6 +88,7 @@ fn ms(d: Duration) -> f64 {
 
 fn worker() -> Result<(), Box<dyn std::error::Error>> {
     let conn = procwire::from_parent::<f64, Request>()?;
+    conn.enable_fds().unwrap();
     conn.set_max_message_size((LEN * 8) as u64);
     // The receive buffer is allocated and written once up front, so that the send_bytes
     // timing does not include first-touch page faults.

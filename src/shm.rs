@@ -177,6 +177,7 @@ impl<T: Pod> fmt::Debug for SharedArrayMut<T> {
 ///
 /// ```
 /// let (a, b) = procwire::duplex::<(), ()>()?;
+/// b.enable_fds()?;
 /// let sent = procwire::SharedArray::from_slice(&[1.5f64, 2.5, 3.5])?;
 /// a.send_array(&sent)?;
 /// let got = b.recv_array::<f64>()?;

@@ -374,6 +374,7 @@ fn descriptors<Rt: TestRuntime>(t: Transport) {
     for l in Link::each(t) {
         Rt::block_on(async move {
             let Async { mut tx, mut rx, .. } = both_async::<Rt>(l);
+            rx.enable_fds().unwrap();
             let (read, write) = std::os::unix::net::UnixStream::pair().unwrap();
             let sent = tx.send_fds(&msg(1), &[write.as_fd()]).await;
             if !t.descriptors() {

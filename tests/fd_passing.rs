@@ -59,6 +59,7 @@ fn child_uses_a_passed_pipe_end_and_file() {
         return;
     }
     let conn = procwire::from_parent::<String, String>().unwrap();
+    conn.enable_fds().unwrap();
     let (what, fds) = conn.recv_fds().unwrap();
     assert_eq!(what, "copy the file into the pipe, upper-cased");
     assert!(
@@ -103,6 +104,7 @@ fn child_serves_a_passed_connection() {
         return;
     }
     let conn = procwire::from_parent::<(), ()>().unwrap();
+    conn.enable_fds().unwrap();
     let served = conn.recv_connection::<String, String>().unwrap();
     for text in served.iter() {
         served.send(&text.unwrap().to_uppercase()).unwrap();
@@ -128,9 +130,15 @@ fn a_connection_passed_to_a_child_works_there() {
 }
 
 /// Sends 40 messages that carry descriptors from another thread and receives each with a
-/// receive that does not ask for them; returns both ends.
-fn send_and_receive_without_claiming() -> (Connection<u32, u32>, Connection<u32, u32>) {
+/// receive that does not ask for them, on a receiver that takes descriptors (procwire
+/// closes them) or not (the kernel does); returns both ends.
+fn send_and_receive_without_claiming(
+    enabled: bool,
+) -> (Connection<u32, u32>, Connection<u32, u32>) {
     let (a, b) = procwire::duplex::<u32, u32>().unwrap();
+    if enabled {
+        b.enable_fds().unwrap();
+    }
     let sender = thread::spawn(move || {
         let file = scratch_file("x");
         let fds = [file.as_fd(), file.as_fd(), file.as_fd()];
@@ -156,18 +164,88 @@ fn send_and_receive_without_claiming() -> (Connection<u32, u32>, Connection<u32,
 }
 
 #[test]
-fn plain_receives_close_the_descriptors_their_messages_carried() {
+fn a_receiver_that_did_not_enable_descriptors_refuses_fd_receives_and_the_kernel_closes_them() {
     let _serial = serial();
     bounded(|| {
         let before = open_fds();
-        let (a, b) = send_and_receive_without_claiming();
-        assert_eq!(
-            open_fds().len(),
-            before.len() + 2,
-            "only the two ends are open"
-        );
-        drop((a, b));
+        let (a, b) = procwire::duplex::<u32, u32>().unwrap();
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        a.send_fds(&7, &[theirs.as_fd()]).unwrap();
+        drop(theirs); // the only copy left is the one in flight
+        let err = assert_err!(b.recv_fds(), Error::Descriptors(_));
+        assert!(err.to_string().contains("enable_fds"), "{err}");
+        // Nothing was read: the message is still there for a plain receive.
+        assert_eq!(b.recv().unwrap(), 7);
+        // The kernel closed the descriptor it carried: the peer of `ours` is gone.
+        let mut buf = [0u8; 1];
+        assert_eq!(ours.read(&mut buf).unwrap(), 0, "the passed end was closed");
+        // Enabling now (nothing buffered) works, and descriptors come from then on.
+        b.enable_fds().unwrap();
+        let (mut ours2, theirs2) = UnixStream::pair().unwrap();
+        a.send_fds(&8, &[theirs2.as_fd()]).unwrap();
+        drop(theirs2);
+        let (eight, fds) = b.recv_fds().unwrap();
+        assert_eq!((eight, fds.len()), (8, 1));
+        File::from(fds.into_iter().next().unwrap())
+            .write_all(b"!")
+            .unwrap();
+        ours2.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"!");
+        drop((a, b, ours, ours2));
         assert_eq!(open_fds(), before);
+    });
+}
+
+#[test]
+fn enabling_descriptors_after_a_read_ahead_is_refused_and_the_receiver_stays_usable() {
+    let _serial = serial();
+    bounded(|| {
+        let (a, b) = procwire::duplex::<u32, u32>().unwrap();
+        a.send(&1).unwrap();
+        a.send(&2).unwrap();
+        // Both frames arrive in one read; the second stays buffered.
+        assert!(b.poll(Some(SOON)).unwrap());
+        thread::sleep(Duration::from_millis(20));
+        assert_eq!(b.recv().unwrap(), 1);
+        let err = assert_err!(b.enable_fds(), Error::Descriptors(_));
+        assert!(err.to_string().contains("already read"), "{err}");
+        assert_eq!(b.recv().unwrap(), 2);
+        b.enable_fds().unwrap(); // nothing buffered now
+        b.enable_fds().unwrap(); // and again: nothing to do
+        let file = scratch_file("y");
+        a.send_fds(&3, &[file.as_fd()]).unwrap();
+        assert_eq!(b.recv_fds().unwrap().1.len(), 1);
+    });
+}
+
+#[test]
+fn on_a_pipe_enabling_descriptors_does_nothing_and_fd_receives_return_none() {
+    let (tx, rx) = procwire::pipe::<u8>().unwrap();
+    rx.enable_fds().unwrap();
+    tx.send(&5).unwrap();
+    let (five, fds) = rx.recv_fds().unwrap();
+    assert_eq!((five, fds.len()), (5, 0));
+    // Without enabling too: no descriptor can come over a pipe, so nothing is refused.
+    let (tx, rx) = procwire::pipe::<u8>().unwrap();
+    tx.send(&6).unwrap();
+    assert_eq!(rx.recv_fds().unwrap().0, 6);
+}
+
+#[test]
+fn plain_receives_close_the_descriptors_their_messages_carried() {
+    let _serial = serial();
+    bounded(|| {
+        for enabled in [true, false] {
+            let before = open_fds();
+            let (a, b) = send_and_receive_without_claiming(enabled);
+            assert_eq!(
+                open_fds().len(),
+                before.len() + 2,
+                "enabled {enabled}: only the two ends are open"
+            );
+            drop((a, b));
+            assert_eq!(open_fds(), before);
+        }
     });
 }
 
@@ -193,6 +271,7 @@ fn received_descriptors_are_close_on_exec_and_refer_to_what_was_sent() {
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        b.enable_fds().unwrap();
         let file = scratch_file("x");
         let (read, _write) = rustix::pipe::pipe().unwrap(); // deliberately not close-on-exec
         assert!(!is_cloexec(&read));
@@ -219,6 +298,7 @@ fn an_empty_message_hands_its_descriptors_to_every_kind_of_receive() {
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<Vec<u8>, Vec<u8>>().unwrap();
+        b.enable_fds().unwrap();
         let m = marker();
         for _ in 0..2 {
             a.send_bytes_fds(b"", &[m.as_fd()]).unwrap();
@@ -236,6 +316,7 @@ fn each_message_gets_exactly_its_own_descriptors_when_many_are_read_at_once() {
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<Vec<u8>, Vec<u8>>().unwrap();
+        b.enable_fds().unwrap();
         let markers: Vec<OwnedFd> = (0..60).map(|_| marker()).collect();
         let sizes = [0usize, 1, 7, 5000, 70_000, 1 << 20];
         // Message i carries i % 4 copies of markers[i]; sizes vary from empty to larger
@@ -275,6 +356,7 @@ fn descriptors_travel_over_unix_path_and_abstract_socket_connections() {
             let server = thread::spawn(move || listener.accept::<u8, u8>().unwrap());
             let client: Connection<u8, u8> = Client::builder().connect(&local).unwrap();
             let server = server.join().unwrap();
+            server.enable_fds().unwrap();
             let file = scratch_file("x");
             client.send_fds(&5, &[file.as_fd()]).unwrap();
             let (five, fds) = server.recv_fds().unwrap();
@@ -326,6 +408,7 @@ fn more_descriptors_than_one_message_can_carry_are_refused_before_sending() {
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<u8, u8>().unwrap();
+        b.enable_fds().unwrap();
         let file = scratch_file("x");
         let too_many = vec![file.as_fd(); MAX_FDS_PER_MESSAGE + 1];
         let err = assert_err!(a.send_fds(&1, &too_many), Error::Descriptors(_));
@@ -341,6 +424,7 @@ fn recv_connection_refuses_an_ordinary_message_and_closes_its_descriptors() {
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        b.enable_fds().unwrap();
         let before = open_fds();
         let file = scratch_file("x");
         a.send_bytes_fds(b"not a connection", &[file.as_fd()])
@@ -392,6 +476,7 @@ fn a_connection_holding_unreceived_input_cannot_be_passed() {
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        b.enable_fds().unwrap();
         let (x, y) = procwire::duplex::<u8, u8>().unwrap();
         x.send(&1).unwrap();
         assert!(y.poll(Some(SOON)).unwrap()); // now buffered in `y`
@@ -411,6 +496,7 @@ fn child_runs_out_of_descriptors_while_receiving() {
         return;
     }
     let conn = procwire::from_parent::<(), ()>().unwrap();
+    conn.enable_fds().unwrap();
     // Room for only a few more descriptors: the kernel installs what fits, drops the rest
     // and flags the message MSG_CTRUNC.
     // The limit bounds descriptor numbers: find the one that leaves three numbers free.

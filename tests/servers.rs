@@ -428,6 +428,7 @@ fn descriptors_for_an_unfinished_frame_are_capped_after_authentication() {
             .connect(path.to_str().unwrap())
             .unwrap();
         let server = accepting.join().unwrap();
+        server.enable_fds().unwrap();
         let baseline = open_fds().len();
         let peak = Arc::new(Mutex::new(0usize));
         let receiving = {

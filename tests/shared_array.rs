@@ -48,6 +48,7 @@ const LENGTHS: [usize; 7] = [0, 1, 2, 511, 513, 4097, 100_003];
 
 fn round_trip<T: Pod + PartialEq + std::fmt::Debug>(rng: &mut Rng) {
     let (a, b) = procwire::duplex::<(), ()>().unwrap();
+    b.enable_fds().unwrap();
     for len in LENGTHS {
         let data: Vec<T> = rng.values(len);
         let sent = SharedArray::from_slice(&data).unwrap();
@@ -72,6 +73,7 @@ fn received_arrays_equal_the_sent_ones_for_every_length_and_type() {
         round_trip::<[u32; 3]>(&mut rng);
         // f64 from random bits may be NaN, which is not equal to itself: compare bits.
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        b.enable_fds().unwrap();
         let data: Vec<f64> = (0..70_001).map(|i| i as f64 * 0.25 - 3.0).collect();
         a.send_array(&SharedArray::from_slice(&data).unwrap())
             .unwrap();
@@ -84,6 +86,7 @@ fn an_array_filled_in_place_and_sealed_arrives_and_the_sender_may_drop_it() {
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        b.enable_fds().unwrap();
         let mut array = SharedArrayMut::<u32>::new(1 << 20).unwrap();
         for (i, v) in array.iter_mut().enumerate() {
             *v = i as u32 ^ 0x5555;
@@ -104,6 +107,7 @@ fn a_received_array_cannot_be_written_through_its_descriptor() {
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        b.enable_fds().unwrap();
         a.send_array(&SharedArray::from_slice(&[1u8, 2, 3]).unwrap())
             .unwrap();
         let got = b.recv_array::<u8>().unwrap();
@@ -173,6 +177,7 @@ fn memfds_from_a_hostile_peer_that_could_change_or_shrink_are_refused() {
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        b.enable_fds().unwrap();
         let before = open_fds();
         let sixteen = [7u8; 16];
         let ann = announcement(2, 8);
@@ -209,6 +214,7 @@ fn arrays_whose_memfd_does_not_match_the_announcement_are_refused() {
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        b.enable_fds().unwrap();
         let before = open_fds();
         let sealed = |len: usize| vec![memfd(&vec![1u8; len], ALL)];
         assert_refused(
@@ -256,6 +262,7 @@ fn an_array_larger_than_the_maximum_message_size_arrives_under_the_default_limit
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        b.enable_fds().unwrap();
         // 320 MiB, above the 256 MiB message limit; the memfd is sparse, so this costs no
         // memory beyond the pages touched.
         let len = (320usize << 20) / 8;
@@ -278,6 +285,7 @@ fn an_array_above_max_array_size_is_message_too_large_and_the_receiver_carries_o
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        b.enable_fds().unwrap();
         assert_eq!(b.max_array_size(), u64::MAX);
         b.set_max_array_size(1 << 20);
         let before = open_fds();
@@ -307,6 +315,7 @@ fn descriptors_that_are_not_memfds_are_refused_as_arrays() {
     let _serial = serial();
     bounded(|| {
         let (a, b) = procwire::duplex::<(), ()>().unwrap();
+        b.enable_fds().unwrap();
         let before = open_fds();
         let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         assert_refused(
@@ -353,6 +362,7 @@ fn child_sums_a_shared_array() {
         return;
     }
     let conn = procwire::from_parent::<f64, ()>().unwrap();
+    conn.enable_fds().unwrap();
     let array = conn.recv_array::<f64>().unwrap();
     conn.send(&array.iter().sum()).unwrap();
 }

@@ -163,6 +163,7 @@ fn end_of_stream(t: Transport) {
 fn waits(t: Transport) {
     for l in Link::each(t) {
         let rx = &l.rx;
+        rx.enable_fds().unwrap();
         assert!(!rx.poll(Some(Duration::ZERO)).unwrap(), "{t:?}");
         assert!(!rx.poll(Some(Duration::from_millis(20))).unwrap(), "{t:?}");
         let short = Duration::from_millis(20);
@@ -298,6 +299,7 @@ fn timed_sends(t: Transport) {
 /// refuses them before sending anything, staying usable.
 fn descriptors(t: Transport) {
     for l in Link::each(t) {
+        l.rx.enable_fds().unwrap();
         let (read, write) = std::os::unix::net::UnixStream::pair().unwrap();
         let sent = l.tx.send_fds(&msg(1), &[write.as_fd()]);
         if !t.descriptors() {

@@ -663,6 +663,18 @@ impl<T, C, Rt: Runtime> Receiver<T, C, Rt> {
         self.reader.set_max_message_size(max);
     }
 
+    /// Starts receiving the descriptors that come with messages, as
+    /// [`crate::Receiver::enable_fds`] does: needed before `recv_fds`, `recv_bytes_fds`
+    /// on a Unix-domain socket. A blocking receiver's setting carries over through
+    /// `from_blocking`, and back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Descriptors`] when bytes of a later message are already buffered.
+    pub fn enable_fds(&mut self) -> Result<()> {
+        self.reader.enable_fds()
+    }
+
     /// The receive future's parts, after the stream's unfinished receive (if any) gave
     /// its bytes back.
     fn incoming<'a>(&'a mut self, dst: &'a mut [u8]) -> (Incoming<'a, Rt>, &'a mut C) {
@@ -984,6 +996,15 @@ impl<S, R, C, Rt: Runtime> Connection<S, R, C, Rt> {
     /// [`Receiver::set_max_message_size`].
     pub fn set_max_message_size(&mut self, max: u64) {
         self.rx.set_max_message_size(max);
+    }
+
+    /// [`Receiver::enable_fds`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::enable_fds`].
+    pub fn enable_fds(&mut self) -> Result<()> {
+        self.rx.enable_fds()
     }
 }
 

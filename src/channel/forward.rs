@@ -77,6 +77,7 @@ forward! {
     rx(Receiver).recv_slice_into ['a, P: Pod] (out: &'a mut [P]) -> Result<&'a mut [P]>;
     rx(Receiver).try_recv_slice_into ['a, P: Pod] (out: &'a mut [P]) -> Result<&'a mut [P]>;
     rx(Receiver).recv_slice_into_timeout ['a, P: Pod] (out: &'a mut [P], timeout: Duration) -> Result<&'a mut [P]>;
+    rx(Receiver).enable_fds [] () -> Result<()>;
     rx(Receiver).recv_fds [] () -> Result<(R, Vec<OwnedFd>)> where [C: Decode<R>];
     rx(Receiver).try_recv_fds [] () -> Result<(R, Vec<OwnedFd>)> where [C: Decode<R>];
     rx(Receiver).recv_fds_timeout [] (timeout: Duration) -> Result<(R, Vec<OwnedFd>)> where [C: Decode<R>];
@@ -119,6 +120,16 @@ impl<S, R, C> Connection<S, R, C> {
     /// [`Receiver::set_max_message_size`].
     pub fn set_max_message_size(&self, max: u64) {
         self.rx.set_max_message_size(max);
+    }
+
+    /// Makes blocking receives spin before they block; see [`Receiver::set_spin`].
+    pub fn set_spin(&self, max: Option<std::time::Duration>) {
+        self.rx.set_spin(max);
+    }
+
+    /// How long a blocking receive spins at most; see [`Receiver::spin`].
+    pub fn spin(&self) -> Option<std::time::Duration> {
+        self.rx.spin()
     }
 
     /// The largest shared array this connection maps; see [`Receiver::max_array_size`].

@@ -21,9 +21,16 @@
 //! closes them at once. Entries that fall before the frame being read (left by a receive
 //! that failed part-way) are closed when the next receive starts, so nothing lingers.
 //!
-//! Only Unix-domain sockets read with `recvmsg` and a control buffer (allocated once, for
-//! [`MAX_FDS_PER_MESSAGE`] descriptors); pipes, FIFOs and TCP keep plain `read`/`recv`.
-//! Descriptors arrive close-on-exec (`MSG_CMSG_CLOEXEC`).
+//! # Only where asked for
+//!
+//! A receiver takes descriptors only once it has been asked to
+//! ([`Inbox::enable`], the public `enable_fds`). Until then it reads with plain
+//! `recv`, which costs less than `recvmsg` with a control buffer in the kernel and here,
+//! and the kernel closes any descriptors that come before they enter this process's table,
+//! so a peer cannot fill it. Enabled, a Unix-domain socket is read with `recvmsg` and a
+//! control buffer (allocated then, for [`MAX_FDS_PER_MESSAGE`] descriptors); pipes, FIFOs
+//! and TCP carry none and always keep plain `read`/`recv`. Descriptors arrive close-on-exec
+//! (`MSG_CMSG_CLOEXEC`).
 
 use std::collections::VecDeque;
 use std::io::{IoSlice, IoSliceMut};
@@ -67,7 +74,10 @@ struct Claim {
 #[derive(Debug)]
 pub(crate) struct Inbox {
     kind: Kind,
-    /// The control buffer, for Unix-domain sockets only.
+    /// Whether descriptors are received (see the module docs): only on a Unix-domain
+    /// socket, once asked for.
+    enabled: bool,
+    /// The control buffer, allocated when descriptors are enabled.
     control: Vec<MaybeUninit<u8>>,
     /// Bytes read from the stream so far.
     received: u64,
@@ -90,16 +100,13 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    /// The inbox of a reader of a descriptor of `kind`: only a Unix-domain socket is read
-    /// with `recvmsg` and gets a control buffer.
+    /// The inbox of a reader of a descriptor of `kind`, not taking descriptors until
+    /// [`enable`](Inbox::enable)d.
     pub(crate) fn new(kind: Kind) -> Inbox {
-        let control = match kind {
-            Kind::Unix => vec![MaybeUninit::uninit(); CONTROL_LEN],
-            _ => Vec::new(),
-        };
         Inbox {
             kind,
-            control,
+            enabled: false,
+            control: Vec::new(),
             received: 0,
             arrived: VecDeque::new(),
             held: 0,
@@ -108,6 +115,32 @@ impl Inbox {
             drained: false,
             with_control: false,
         }
+    }
+
+    /// Starts taking the descriptors that come with messages, on a Unix-domain socket (on
+    /// any other kind none can come, and this does nothing). `buffered` is how many bytes
+    /// the reader holds unconsumed: read without a control buffer, they may have carried
+    /// descriptors the kernel closed, so enabling then is refused.
+    pub(crate) fn enable(&mut self, buffered: usize) -> Result<()> {
+        if self.enabled || self.kind != Kind::Unix {
+            return Ok(());
+        }
+        if buffered > 0 {
+            return Err(Error::Descriptors(format!(
+                "cannot start receiving descriptors: {buffered} bytes of later messages \
+                 were already read without them (call `enable_fds` before the first \
+                 receive that could read ahead, such as right after the connection is made)"
+            )));
+        }
+        self.control = vec![MaybeUninit::uninit(); CONTROL_LEN];
+        self.enabled = true;
+        Ok(())
+    }
+
+    /// Whether descriptors are received; always `true` where none can come (not a
+    /// Unix-domain socket), as nothing is lost there.
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled || self.kind != Kind::Unix
     }
 
     /// Bytes read from the stream so far.
@@ -125,8 +158,8 @@ impl Inbox {
     ) -> rustix::io::Result<usize> {
         let asked = buf.len();
         let n = match self.kind {
-            Kind::Unix => self.recvmsg(fd, buf, flags)?,
-            _ if flags.is_empty() => rustix::io::read(fd, buf)?,
+            Kind::Unix if self.enabled => self.recvmsg(fd, buf, flags)?,
+            Kind::Pipe => rustix::io::read(fd, buf)?,
             _ => rustix::net::recv(fd, buf, flags)?.0,
         };
         self.received += n as u64;
@@ -260,6 +293,14 @@ impl Reader {
         &mut self,
         recv: impl FnOnce(&mut Reader) -> Result<R>,
     ) -> Result<(R, Vec<OwnedFd>)> {
+        if !self.anc.enabled() {
+            return Err(Error::Descriptors(
+                "this receiver does not take descriptors: call `enable_fds()` on it (or \
+                 on its connection) before its first receive; until then the kernel \
+                 closes any that are sent"
+                    .into(),
+            ));
+        }
         self.anc.claim = Some(Claim::default());
         let out = recv(self);
         let claim = self.anc.claim.take().unwrap_or_default();
@@ -275,6 +316,11 @@ impl Reader {
             )));
         }
         Ok((value, claim.fds))
+    }
+
+    /// Starts receiving descriptors; see [`Inbox::enable`].
+    pub(crate) fn enable_fds(&mut self) -> Result<()> {
+        self.anc.enable(self.dec.buffered_len())
     }
 
     /// Whether nothing of the stream is held here: no buffered bytes, no descriptors.

@@ -27,6 +27,7 @@ mod file;
 mod nonblocking;
 mod progress;
 mod reader;
+mod spin;
 mod writer;
 
 pub(crate) use self::nonblocking::remaining;
@@ -191,7 +192,10 @@ impl<X> In<X> {
     #[inline]
     pub(crate) fn ready(&mut self, wait: Wait) -> Result<()> {
         match wait {
-            Wait::Block => Ok(()),
+            Wait::Block => {
+                self.reader.spin_before_block();
+                Ok(())
+            }
             Wait::Now if self.reader.poll_now() => Ok(()),
             Wait::Now => Err(Error::Empty),
             Wait::Within(t) if self.reader.poll(Some(t))? => Ok(()),
@@ -317,6 +321,21 @@ impl<X> MessageReceiver<X> {
     /// Sets the largest shared array, in bytes, it maps.
     pub(crate) fn set_max_array_size(&self, max: u64) {
         self.max_array.store(max, Ordering::Relaxed);
+    }
+
+    /// Starts receiving the descriptors that come with messages; see `fds.rs`.
+    pub(crate) fn enable_fds(&self) -> Result<()> {
+        self.lock().reader.enable_fds()
+    }
+
+    /// Sets the spin of blocking receives; see `spin.rs`.
+    pub(crate) fn set_spin(&self, max: Option<Duration>) {
+        self.lock().reader.set_spin(max);
+    }
+
+    /// The longest a blocking receive spins, if it does.
+    pub(crate) fn spin(&self) -> Option<Duration> {
+        self.lock().reader.spin()
     }
 
     /// Whether nothing of the stream is held here: no buffered bytes, no descriptors.

@@ -89,7 +89,7 @@ impl Reader {
 
     /// One read into the decoder's buffer that never blocks; `None` when nothing has
     /// arrived.
-    fn read_nonblocking(&mut self) -> io::Result<Option<usize>> {
+    pub(super) fn read_nonblocking(&mut self) -> io::Result<Option<usize>> {
         let Reader {
             fd,
             kind,

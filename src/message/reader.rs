@@ -31,6 +31,8 @@ pub(crate) struct Reader {
     /// Whether the descriptor is in non-blocking mode (an async driver's): reads then
     /// never block, so a pipe needs no `poll` before its read.
     pub(super) nonblocking: bool,
+    /// The spin of blocking receives, when one is set (`spin.rs`).
+    pub(super) spin: Option<super::spin::Spin>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -53,6 +55,7 @@ impl Reader {
             spill: Vec::new(),
             anc: fds::Inbox::new(kind),
             nonblocking: false,
+            spin: None,
         }
     }
 
