@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Regenerates docs/performance.md and docs/performance.svg from benches/floor.rs.
+
+    python3 benches/perf_page.py            # builds and runs the floor benchmark twice:
+                                            # pinned to core 0 (headline), then with peers
+                                            # on core 1 (cross-core); ~2 minutes
+    python3 benches/perf_page.py --from docs/performance-pinned.txt docs/performance-cross.txt
+                                            # rewrite the page from the saved outputs
+
+Every row of the benchmark runs against a peer in its own process, all rows interleaved
+round by round, medians of PROCWIRE_BENCH_ROUNDS (default here: 7) rounds.
+"""
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROUNDS = os.environ.get("PROCWIRE_BENCH_ROUNDS", "7")
+
+
+def run(cross):
+    cmd = ["cargo", "bench", "-p", "procwire-benches", "--bench", "floor", "--features", "rkyv"]
+    env = dict(os.environ, PROCWIRE_BENCH_ROUNDS=ROUNDS)
+    if cross:
+        env["PROCWIRE_BENCH_CROSS"] = "1"
+    else:
+        cmd = ["taskset", "-c", "0"] + cmd
+    out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return out.stdout
+
+
+def parse(text):
+    rows, ratios = {}, {}
+    for line in text.splitlines():
+        m = re.match(r"^\s+(\S+)\s+([\d.]+) (µs|ms)$", line)
+        if m:
+            rows[m.group(1)] = (float(m.group(2)), m.group(3))
+            continue
+        m = re.match(r"^\s+(.+?)\s+([\d.]+)$", line)
+        if m and " / " in m.group(1):
+            ratios[m.group(1)] = float(m.group(2))
+    return rows, ratios
+
+
+TARGETS = {
+    "typed / raw, pair": ("≤ 1.05", lambda v: v <= 1.05),
+    "bytes / raw, pair": ("≤ 1.05", lambda v: v <= 1.05),
+    "typed / raw, unix": ("≤ 1.05", lambda v: v <= 1.05),
+    "bytes / raw, unix": ("≤ 1.05", lambda v: v <= 1.05),
+    "typed / raw, tcp": ("≤ 1.05", lambda v: v <= 1.05),
+    "bytes / raw, tcp": ("≤ 1.05", lambda v: v <= 1.05),
+    "waitset echo / blocking echo": ("≤ 1.15", lambda v: v <= 1.15),
+    "rkyv bulk throughput / raw": ("≥ 0.9", lambda v: v >= 0.9),
+    "postcard bulk throughput / raw": ("≥ 0.6", lambda v: v >= 0.6),
+    "typed with spin / busy-polling raw, pair": ("≤ 1.5", lambda v: v <= 1.5),
+}
+
+
+def svg(pinned, cross):
+    bars = [(k, v) for k, v in pinned.items() if k in TARGETS]
+    bars += [(k + " (cross-core)", v) for k, v in cross.items() if k.startswith("typed with spin / busy")]
+    width, row, left = 760, 26, 330
+    height = row * len(bars) + 60
+    scale = (width - left - 60) / 1.6
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+           f'<text x="10" y="18" font-size="14">procwire against the raw limit (1.0 = the floor; time ratios, bulk as throughput)</text>']
+    for i, (name, v) in enumerate(bars):
+        y = 34 + i * row
+        base = name.replace(" (cross-core)", "")
+        ok = TARGETS[base][1](v)
+        w = min(v, 1.6) * scale
+        out.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{name}</text>')
+        out.append(f'<rect x="{left}" y="{y + 2}" width="{w:.1f}" height="{row - 8}" fill="{"#3a7" if ok else "#d84"}"/>')
+        out.append(f'<text x="{left + w + 6:.1f}" y="{y + 14}">{v:.3f} (target {TARGETS[base][0]})</text>')
+    x1 = left + scale
+    out.append(f'<line x1="{x1:.1f}" y1="28" x2="{x1:.1f}" y2="{height - 20}" stroke="#333" stroke-dasharray="4 3"/>')
+    out.append(f'<text x="{x1:.1f}" y="{height - 6}" text-anchor="middle">1.0</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def page(pinned_text, cross_text):
+    prow, prat = parse(pinned_text)
+    crow, crat = parse(cross_text)
+    lines = [
+        "# Performance",
+        "",
+        "Produced by `python3 benches/perf_page.py`, which runs `benches/floor.rs` twice: every",
+        "process pinned to one core (`taskset -c 0`, the headline), then with this process on",
+        "core 0 and every peer on core 1 (`PROCWIRE_BENCH_CROSS=1`). Every row runs against a",
+        "peer in its own process; all rows are interleaved round by round and the figures are",
+        f"medians of {ROUNDS} rounds. Machine: {platform.machine()}, Linux {platform.release()},",
+        f"{os.cpu_count()} vCPUs; generated {datetime.date.today().isoformat()}.",
+        "",
+        "![procwire against the raw limit](performance.svg)",
+        "",
+        "## Ratios against the floor (pinned to one core unless noted)",
+        "",
+        "| ratio | measured | target (#17) |",
+        "| --- | --- | --- |",
+    ]
+    for name, v in prat.items():
+        target = TARGETS.get(name, ("—", None))[0]
+        lines.append(f"| {name} | {v:.3f} | {target} |")
+    for name, v in crat.items():
+        if "busy" in name or "spin" in name:
+            target = TARGETS.get(name, ("—", None))[0]
+            lines.append(f"| {name} (cross-core) | {v:.3f} | {target} |")
+    lines += [
+        "",
+        "## Times",
+        "",
+        "| row | pinned | cross-core |",
+        "| --- | --- | --- |",
+    ]
+    for name, (v, unit) in prow.items():
+        c = crow.get(name)
+        cs = f"{c[0]:.3f} {c[1]}" if c else "—"
+        lines.append(f"| `{name}` | {v:.3f} {unit} | {cs} |")
+    for name, (v, unit) in crow.items():
+        if name not in prow:
+            lines.append(f"| `{name}` | — | {v:.3f} {unit} |")
+    lines += [
+        "",
+        "## What the rows are",
+        "",
+        "- `raw-*`: the floor, one `send(2)` and one `recv(2)` of the 12-byte frame per message on",
+        "  each side, on the same sockets procwire made; `rawmsg-pair` reads with `recvmsg(2)`",
+        "  and a descriptor-sized control buffer instead; `rawbusy-pair` busy-polls",
+        "  (non-blocking `recv` retried), cross-core only.",
+        "- `typed-*`: a `u64` through `send`/`recv` on both ends; `bytes-*`: 8 bytes through",
+        "  `send_bytes`/`recv_bytes_into`; `typed-spin-pair`: `typed` with `set_spin(50 µs)`.",
+        "- `blocking-echo` / `waitset-echo`: the server child blocks in `recv` on its one",
+        "  connection, or serves it from a `WaitSet` holding 100 idle connections too.",
+        "- `*-bulk`: 16 MiB of `f64` one way, acknowledged with one byte: raw `write_all` /",
+        "  `read_exact`, a `Vec<f64>` with Postcard (a new `Vec` per message), and with Rkyv read",
+        "  in place with `recv_archived`.",
+        "",
+        "## Why some targets are not met",
+        "",
+        "- **Postcard bulk** is serde's element-by-element path: profiling the 16 MiB row shows",
+        "  `collect_seq` (encode) and serde's `Vec` visitor (decode) take most of the time, about",
+        "  1.5 ns per `f64` each side, and serde's `Vec` visitor preallocates at most 1 MiB and",
+        "  grows from there whatever the frame length says. procwire cannot change either from",
+        "  the codec; `send_bytes`/`recv_bytes_into`, Rkyv or a shared array are the fast paths",
+        "  for numeric arrays.",
+        "- **Rkyv bulk**: the receive is as raw's (straight into a kept aligned buffer); the gap",
+        "  is the sender's one copy of the value into the archive (a 16 MiB `memmove`, ~23% of",
+        "  the row's profile). Writing the slice without that copy needs a serializer that",
+        "  keeps borrowed slices for a vectored write, which rkyv's `Writer` does not allow",
+        "  safely.",
+        "- **Small messages** are 1.02–1.09× the raw loop from run to run (1.05–1.10 on",
+        "  TCP): the system calls are already the floor's (one `sendto` and one `recvfrom`",
+        "  per message and side, counted with `strace -c -f`), and `recvmsg` is gone unless",
+        "  descriptors are enabled, so the rest is user space: the half's lock, the frame",
+        "  decoder's bookkeeping and the codec, about 0.1 µs per operation. Removing the lock",
+        "  would change the API (`&self` sends from several threads); that was not done.",
+        "",
+    ]
+    return "\n".join(lines), svg(prat, crat)
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--from":
+        pinned, cross = (open(p).read() for p in sys.argv[2:])
+    else:
+        pinned, cross = run(False), run(True)
+        for name, text in (("pinned", pinned), ("cross", cross)):
+            with open(os.path.join(ROOT, "docs", f"performance-{name}.txt"), "w") as f:
+                f.write(text)
+    md, chart = page(pinned, cross)
+    with open(os.path.join(ROOT, "docs", "performance.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(ROOT, "docs", "performance.svg"), "w") as f:
+        f.write(chart)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
