@@ -326,43 +326,29 @@ impl Peer {
                 listener = Some(l);
             }
         }
-        match row {
+        let (mut postcard, mut rkyv) = (None, None);
+        let (child, spawned) = match row {
             Row::PostcardBulk => {
                 let (child, conn) = procwire::spawn::<Vec<f64>, u8>(cmd).unwrap();
-                let (spawned, _) = procwire::duplex::<u64, u64>().unwrap();
-                return Peer {
-                    child,
-                    spawned,
-                    accepted: None,
-                    _dir: None,
-                    postcard: Some(conn),
-                    rkyv: None,
-                };
+                postcard = Some(conn);
+                (child, procwire::duplex::<u64, u64>().unwrap().0)
             }
             Row::RkyvBulk => {
                 let (child, conn) =
                     procwire::spawn_with::<Vec<f64>, u8, _>(cmd, Rkyv::new()).unwrap();
-                let (spawned, _) = procwire::duplex::<u64, u64>().unwrap();
-                return Peer {
-                    child,
-                    spawned,
-                    accepted: None,
-                    _dir: None,
-                    postcard: None,
-                    rkyv: Some(conn),
-                };
+                rkyv = Some(conn);
+                (child, procwire::duplex::<u64, u64>().unwrap().0)
             }
-            _ => {}
-        }
-        let (child, spawned) = procwire::spawn::<u64, u64>(cmd).unwrap();
+            _ => procwire::spawn::<u64, u64>(cmd).unwrap(),
+        };
         let accepted = listener.map(|l| l.accept::<u64, u64>().unwrap());
         Peer {
             child,
             spawned,
             accepted,
             _dir: dir,
-            postcard: None,
-            rkyv: None,
+            postcard,
+            rkyv,
         }
     }
 
@@ -396,27 +382,8 @@ impl Peer {
                 }
                 start.elapsed()
             }
-            Row::PostcardBulk => {
-                let conn = self.postcard.as_ref().unwrap();
-                let data: Vec<f64> = (0..BULK / 8).map(|i| i as f64).collect();
-                let start = Instant::now();
-                for _ in 0..BULKS {
-                    conn.send(&data).unwrap();
-                    assert_eq!(conn.recv().unwrap(), 1);
-                }
-                start.elapsed()
-            }
-            Row::RkyvBulk => {
-                let conn = self.rkyv.as_ref().unwrap();
-                let data: Vec<f64> = (0..BULK / 8).map(|i| i as f64).collect();
-                let start = Instant::now();
-                for _ in 0..BULKS {
-                    conn.send(&data).unwrap();
-                    let mut ack = [0u8; 1];
-                    assert_eq!(conn.recv_bytes_into(&mut ack).unwrap(), 1);
-                }
-                start.elapsed()
-            }
+            Row::PostcardBulk => bulk(self.postcard.as_ref().unwrap()),
+            Row::RkyvBulk => bulk(self.rkyv.as_ref().unwrap()),
         }
     }
 
@@ -433,6 +400,18 @@ impl Peer {
         let status = child.wait().unwrap();
         assert!(status.success(), "a peer failed: {status}");
     }
+}
+
+/// Sends 16 MiB of `f64` as a typed `Vec` [`BULKS`] times, each acknowledged with one byte.
+fn bulk<C: procwire::codec::Encode<Vec<f64>>>(conn: &Connection<Vec<f64>, u8, C>) -> Duration {
+    let data: Vec<f64> = (0..BULK / 8).map(|i| i as f64).collect();
+    let mut ack = [0u8; 1];
+    let start = Instant::now();
+    for _ in 0..BULKS {
+        conn.send(&data).unwrap();
+        assert_eq!(conn.recv_bytes_into(&mut ack).unwrap(), 1);
+    }
+    start.elapsed()
 }
 
 /// The floor: each side one `send` and one `recv` per message (a 12-byte frame, as
@@ -463,18 +442,28 @@ fn raw(conn: &Conn, row: Row) -> Duration {
             rustix::net::send(fd, &frame, rustix::net::SendFlags::NOSIGNAL).unwrap(),
             12
         );
-        let n = if row == Row::RawMsg {
-            recvmsg(fd, &mut back, &mut control)
-        } else if row == Row::RawBusy {
-            recv_busy(fd, &mut back)
-        } else {
-            rustix::net::recv(fd, &mut back, rustix::net::RecvFlags::empty())
-                .unwrap()
-                .0
-        };
+        let n = raw_recv(row, fd, &mut back, &mut control);
         assert_eq!(n, 12);
     }
     start.elapsed()
+}
+
+/// One receive of a raw row: `recvmsg` with a control buffer, busy-polling, or `recv`.
+fn raw_recv(
+    row: Row,
+    fd: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+    control: &mut [std::mem::MaybeUninit<u8>],
+) -> usize {
+    match row {
+        Row::RawMsg => recvmsg(fd, buf, control),
+        Row::RawBusy => recv_busy(fd, buf),
+        _ => {
+            rustix::net::recv(fd, buf, rustix::net::RecvFlags::empty())
+                .unwrap()
+                .0
+        }
+    }
 }
 
 /// How long the `typed-spin` row's receives spin at most.
@@ -558,15 +547,7 @@ fn child(role: &str) {
             let mut buf = [0u8; 12];
             let mut control = [std::mem::MaybeUninit::<u8>::uninit(); CONTROL];
             loop {
-                let n = if row == Row::RawMsg {
-                    recvmsg(fd, &mut buf, &mut control)
-                } else if row == Row::RawBusy {
-                    recv_busy(fd, &mut buf)
-                } else {
-                    rustix::net::recv(fd, &mut buf, rustix::net::RecvFlags::empty())
-                        .unwrap()
-                        .0
-                };
+                let n = raw_recv(row, fd, &mut buf, &mut control);
                 match n {
                     12 => {}
                     0 => return,

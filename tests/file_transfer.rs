@@ -6,49 +6,15 @@ mod util;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use procwire::{Connection, Error};
 use util::child::{child, is_child};
-use util::{assert_err, bounded, raw, SOON};
+use util::{assert_err, bounded, raw, TempDir, SOON};
 
 const DEST_ENV: &str = "PROCWIRE_TEST_DEST";
-
-/// A fresh private directory for one test, removed by the guard.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let mut rnd = [0u8; 8];
-        getrandom::fill(&mut rnd).unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "procwire-ft-{tag}-{}-{:016x}",
-            std::process::id(),
-            u64::from_ne_bytes(rnd)
-        ));
-        fs::create_dir(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn entries(&self) -> Vec<String> {
-        fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Writes `len` bytes of a position-dependent pattern (no two MiB alike) to `path`.
 fn write_pattern(path: &Path, len: u64) {

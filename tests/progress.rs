@@ -8,11 +8,10 @@ mod util;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::thread;
 
 use procwire::Error;
-use util::{bounded, frame, raw};
+use util::{bounded, frame, raw, TempDir};
 
 const BIG: usize = 16 << 20;
 
@@ -173,29 +172,6 @@ fn a_receive_cut_short_by_the_sender_stops_reporting_where_it_stopped() {
         assert!(last < total && last > 0, "{reports:?}");
         assert!(reports.windows(2).all(|w| w[0].0 < w[1].0));
     });
-}
-
-/// A fresh private directory for one test, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let mut rnd = [0u8; 8];
-        getrandom::fill(&mut rnd).unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "procwire-progress-{tag}-{}-{:016x}",
-            std::process::id(),
-            u64::from_ne_bytes(rnd)
-        ));
-        fs::create_dir(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]

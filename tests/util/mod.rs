@@ -209,3 +209,37 @@ pub(crate) fn drive_for(
         }
     }
 }
+
+/// A fresh private directory for one test, removed by the guard.
+pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
+        let mut rnd = [0u8; 8];
+        getrandom::fill(&mut rnd).unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "procwire-test-{tag}-{}-{:016x}",
+            std::process::id(),
+            u64::from_ne_bytes(rnd)
+        ));
+        std::fs::create_dir(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub(crate) fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+
+    pub(crate) fn entries(&self) -> Vec<String> {
+        std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
