@@ -98,15 +98,12 @@ fn client_files_are_gone_once_connected_and_messages_flow_both_ways() {
     assert_eq!(client_pairs(), before);
 }
 
-/// A known race, found while testing #16 and not fixed yet: an unkeyed FIFO listener hands
-/// a client over as soon as it has opened the client's write FIFO for reading, before the
-/// client has opened it for writing; a blocking read in that window sees no writer and
-/// reports end of stream. (With a key the handshake waits for the client's bytes, and
-/// `recv_timeout` polls first, so both are unaffected.) Holding the FIFO open with
-/// `O_RDWR` on the client side until its write end is open closes the window, but then the
-/// client no longer learns that the listener took it.
+/// A race found while testing #16: an unkeyed FIFO listener hands a client over as soon as
+/// it has opened the client's write FIFO for reading, before the client has opened it for
+/// writing, and a blocking read in that window used to see no writer and report end of
+/// stream. The reader now takes end of file before the first byte for "no writer yet"
+/// (for up to `FIFO_WRITER_WAIT`) and waits for the writer's first byte or hang-up.
 #[test]
-#[ignore = "known race in unkeyed FIFO accept; see the comment"]
 fn an_unkeyed_listener_that_receives_at_once_gets_the_clients_message_not_end_of_stream() {
     let _s = serial();
     let dir = Dir::new("unkeyed");
@@ -129,6 +126,29 @@ fn an_unkeyed_listener_that_receives_at_once_gets_the_clients_message_not_end_of
         server.send(&(n + 1)).unwrap();
         client.join().unwrap().unwrap();
     }
+}
+
+#[test]
+fn a_client_that_leaves_without_writing_is_disconnected_at_once_not_after_the_writer_wait() {
+    let _s = serial();
+    let dir = Dir::new("leaves");
+    let listener = Listener::bind(dir.addr("r").as_str()).unwrap();
+    let addr = dir.addr("r");
+    let client = thread::spawn(move || {
+        let conn: Conn = Client::connect(addr.as_str()).unwrap();
+        drop(conn); // its write end was opened, and now closes
+    });
+    let server: Conn = listener.accept().unwrap();
+    client.join().unwrap();
+    let start = std::time::Instant::now();
+    let err = server.recv().unwrap_err();
+    assert!(err.is_disconnected(), "{err:?}");
+    // The hang-up of a writer that came and went ends the wait for the first byte.
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

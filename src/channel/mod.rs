@@ -662,10 +662,16 @@ impl<S, R, C: Clone> Connection<S, R, C> {
     pub(crate) fn from_stream(stream: Stream, codec: C) -> Self {
         match stream {
             Stream::Socket { fd, kind } => Connection::from_socket(fd, kind, codec),
-            Stream::Pipes { read, write } => Connection {
-                tx: Sender::from_fd(Arc::new(write), Kind::Pipe, codec.clone()),
-                rx: Receiver::from_fd(Arc::new(read), Kind::Pipe, codec),
-            },
+            Stream::Pipes { read, write } => {
+                let rx = Receiver::from_fd(Arc::new(read), Kind::Pipe, codec.clone());
+                // The peer opens its write end just after the pair was handed over.
+                rx.io
+                    .await_writer(std::time::Instant::now() + crate::transport::FIFO_WRITER_WAIT);
+                Connection {
+                    tx: Sender::from_fd(Arc::new(write), Kind::Pipe, codec),
+                    rx,
+                }
+            }
         }
     }
 

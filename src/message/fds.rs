@@ -36,6 +36,7 @@ use std::collections::VecDeque;
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
 
 use rustix::io::Errno;
 use rustix::net::{
@@ -97,6 +98,10 @@ pub(crate) struct Inbox {
     /// Whether the last `recvmsg` brought control data (descriptors), at which the kernel
     /// ends a read however much more is waiting: such a read is short without draining.
     with_control: bool,
+    /// For the read end of a FIFO pair: until this instant, and before any byte arrived,
+    /// end of file means the peer has not opened its write end yet (see
+    /// [`await_writer`](Inbox::await_writer)).
+    writer_due: Option<Instant>,
 }
 
 impl Inbox {
@@ -114,6 +119,7 @@ impl Inbox {
             claim: None,
             drained: false,
             with_control: false,
+            writer_due: None,
         }
     }
 
@@ -143,6 +149,29 @@ impl Inbox {
         self.enabled || self.kind != Kind::Unix
     }
 
+    /// Makes end of file before the first byte mean "no writer yet" until `due`.
+    ///
+    /// A FIFO pair is handed over as soon as both sides have opened the ends they read, and
+    /// a read of a FIFO that no writer has opened yet returns end of file at once, as one
+    /// whose writer left does. The peer opens its write end microseconds later, so until
+    /// `due` such an end of file counts as nothing to read yet: a blocking read waits for
+    /// the first byte with `poll(2)` (which reports a hang-up only once a writer has come
+    /// and gone), a non-blocking one says it would block.
+    pub(crate) fn await_writer(&mut self, due: Instant) {
+        self.writer_due = Some(due);
+    }
+
+    /// Whether an end of file now may only mean that no writer has come yet.
+    fn writer_pending(&mut self) -> Option<Instant> {
+        match self.writer_due {
+            Some(due) if self.received == 0 && Instant::now() < due => Some(due),
+            _ => {
+                self.writer_due = None;
+                None
+            }
+        }
+    }
+
     /// Bytes read from the stream so far.
     pub(crate) fn received(&self) -> u64 {
         self.received
@@ -162,6 +191,20 @@ impl Inbox {
             Kind::Pipe => rustix::io::read(fd, buf)?,
             _ => rustix::net::recv(fd, buf, flags)?.0,
         };
+        if n == 0 && asked > 0 && self.writer_pending().is_some() {
+            // A hang-up is reported only once a writer has come and gone: then this is the
+            // end. Otherwise no writer has come yet: nothing to read, not the end.
+            let hung_up = super::nonblocking::wait_fd(
+                fd,
+                rustix::event::PollFlags::IN,
+                Some(std::time::Duration::ZERO),
+            )
+            .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+            if !hung_up {
+                return Err(Errno::AGAIN);
+            }
+            self.writer_due = None;
+        }
         self.received += n as u64;
         self.drained = n > 0 && n < asked && !self.with_control;
         Ok(n)
@@ -176,6 +219,16 @@ impl Inbox {
                     return Ok(n);
                 }
                 Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) if self.writer_due.is_some() => {
+                    // A FIFO whose writer has not come yet (see `await_writer`): wait for
+                    // its first byte or its hang-up, or the time allowed for it to come.
+                    let wait = self
+                        .writer_pending()
+                        .map(|due| due.saturating_duration_since(Instant::now()));
+                    if let Some(wait) = wait {
+                        super::nonblocking::wait_fd(fd, rustix::event::PollFlags::IN, Some(wait))?;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -328,6 +328,12 @@ impl<X> MessageReceiver<X> {
         self.lock().reader.enable_fds()
     }
 
+    /// Until `due`, end of file before the first byte means the peer has not opened its
+    /// write end yet (a FIFO pair); see `Inbox::await_writer`.
+    pub(crate) fn await_writer(&self, due: Instant) {
+        self.lock().reader.anc.await_writer(due);
+    }
+
     /// Sets the spin of blocking receives; see `spin.rs`.
     pub(crate) fn set_spin(&self, max: Option<Duration>) {
         self.lock().reader.set_spin(max);

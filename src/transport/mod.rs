@@ -345,6 +345,11 @@ impl Absent {
     }
 }
 
+/// How long the read end of a FIFO connection takes end of file before the first byte for
+/// a peer that has not opened its write end yet (it does so right after the pair is handed
+/// over, or gives up at its connect deadline).
+pub(crate) const FIFO_WRITER_WAIT: Duration = Duration::from_secs(10);
+
 /// Connects to `addr` before `deadline`, waiting for a listener that is not there only
 /// when `absent` says so. Every error names `addr`.
 pub(crate) fn connect(
