@@ -24,6 +24,11 @@
 //!   the typed round trip with `set_spin(50 µs)` on both ends. Pinned to one core, a
 //!   busy-polling peer only delays the other, so `rawbusy-pair` is left out there, and
 //!   `typed-spin-pair` shows what a spin that adapted itself away costs.
+//! - **peers**: `ipc-channel-typed` (an `IpcSender<u64>` each way, ipc-channel 0.23) and
+//!   `ipc-channel-bytes` (`IpcBytesSender`, 8 bytes), against `raw-pair`; `cpython-bytes`,
+//!   procwire's `send_bytes`/`recv_bytes_into` against a CPython child echoing with
+//!   `multiprocessing.connection` over a Unix path (`PROCWIRE_BENCH_PYTHON` names the
+//!   interpreter, default `python3`; empty leaves the row out), against `raw-unix`.
 //! - **typed bulk**: 16 MiB of `f64` one way, acknowledged with one byte: `raw-bulk` writes
 //!   the frame with `write_all` and the child reads it with `read_exact` into a kept
 //!   buffer; `postcard-bulk` sends a `Vec<f64>` with the default codec and the child
@@ -37,11 +42,50 @@ use std::time::{Duration, Instant};
 
 mod support;
 
+use ipc_channel::ipc::{
+    self, IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcReceiver, IpcSender,
+};
 use procwire::codec::Rkyv;
 use procwire::{Client, Connection, Listener, WaitSet};
+use serde::{Deserialize, Serialize};
 
 const ROLE_ENV: &str = "PROCWIRE_BENCH_FLOOR_ROLE";
 const ADDR_ENV: &str = "PROCWIRE_BENCH_FLOOR_ADDR";
+/// The ipc-channel one-shot server's name, for the ipc-channel peers.
+const IPC_ENV: &str = "PROCWIRE_BENCH_FLOOR_IPC";
+/// The interpreter of the `cpython-bytes` row (default `python3`; empty: leave it out).
+const PYTHON_ENV: &str = "PROCWIRE_BENCH_PYTHON";
+
+/// The CPython peer: echoes every message with `multiprocessing.connection`.
+const PYTHON_ECHO: &str = "\
+import os
+from multiprocessing.connection import Client
+c = Client(os.environ['PROCWIRE_BENCH_FLOOR_ADDR'], family='AF_UNIX')
+while True:
+    try:
+        b = c.recv_bytes()
+    except EOFError:
+        break
+    c.send_bytes(b)
+";
+
+/// What an ipc-channel peer sends first: the channels of the row, both ways.
+#[derive(Serialize, Deserialize)]
+enum Hello {
+    Typed(IpcSender<u64>, IpcReceiver<u64>),
+    Bytes(IpcBytesSender, IpcBytesReceiver),
+}
+
+/// The interpreter for the CPython row, if one runs.
+fn python() -> Option<String> {
+    let py = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".into());
+    let ok = !py.is_empty()
+        && Command::new(&py)
+            .args(["-c", "import multiprocessing.connection"])
+            .status()
+            .is_ok_and(|s| s.success());
+    ok.then_some(py)
+}
 const ROUNDS_ENV: &str = "PROCWIRE_BENCH_ROUNDS";
 const ONLY_ENV: &str = "PROCWIRE_BENCH_ONLY";
 const PINGS: u64 = 20_000;
@@ -79,6 +123,13 @@ enum Row {
     RawBusy,
     /// `Typed(Pair)` with `set_spin(50 µs)` on both ends.
     TypedSpin,
+    /// ipc-channel: an `IpcSender<u64>` each way between the two processes.
+    IpcTyped,
+    /// ipc-channel: an `IpcBytesSender` each way, 8 bytes.
+    IpcBytes,
+    /// procwire `send_bytes` / `recv_bytes_into` against a CPython child echoing with
+    /// `multiprocessing.connection.Connection.recv_bytes` / `send_bytes`.
+    Python,
     Typed(Via),
     Bytes(Via),
     BlockingEcho,
@@ -94,7 +145,10 @@ impl Row {
         for via in [Via::Pair, Via::Unix, Via::Tcp] {
             rows.extend([Row::Raw(via), Row::Typed(via), Row::Bytes(via)]);
             if via == Via::Pair {
-                rows.extend([Row::RawMsg, Row::TypedSpin]);
+                rows.extend([Row::RawMsg, Row::TypedSpin, Row::IpcTyped, Row::IpcBytes]);
+                if python().is_some() {
+                    rows.push(Row::Python);
+                }
                 // Two busy-polling processes on one core only take turns at wasting it.
                 if cross_core() {
                     rows.push(Row::RawBusy);
@@ -117,6 +171,9 @@ impl Row {
             Row::RawMsg => "rawmsg-pair".into(),
             Row::RawBusy => "rawbusy-pair".into(),
             Row::TypedSpin => "typed-spin-pair".into(),
+            Row::IpcTyped => "ipc-channel-typed".into(),
+            Row::IpcBytes => "ipc-channel-bytes".into(),
+            Row::Python => "cpython-bytes".into(),
             Row::Typed(v) => format!("typed-{}", v.name()),
             Row::Bytes(v) => format!("bytes-{}", v.name()),
             Row::BlockingEcho => "blocking-echo".into(),
@@ -130,6 +187,7 @@ impl Row {
     fn via(self) -> Via {
         match self {
             Row::Raw(v) | Row::Typed(v) | Row::Bytes(v) => v,
+            Row::Python => Via::Unix,
             _ => Via::Pair,
         }
     }
@@ -182,6 +240,11 @@ fn main() {
     }
     let rounds: usize = std::env::var(ROUNDS_ENV).map_or(5, |r| r.parse().expect("rounds"));
     let mut peers: Vec<Peer> = rows.iter().map(|&r| Peer::start(r)).collect();
+    // One unmeasured round first: page faults, connection buffers and the peers' first
+    // messages are not part of a round trip.
+    for (i, &row) in rows.iter().enumerate() {
+        peers[i].run(row);
+    }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
     let mut ratios: Vec<(String, Vec<f64>)> = Vec::new();
     for round in 0..rounds {
@@ -222,6 +285,20 @@ fn main() {
             "typed with spin / typed, pair".into(),
             at(Row::TypedSpin) / at(Row::Typed(Via::Pair)),
         ));
+        round_ratios.push((
+            "ipc-channel typed / raw, pair".into(),
+            at(Row::IpcTyped) / at(Row::Raw(Via::Pair)),
+        ));
+        round_ratios.push((
+            "ipc-channel bytes / raw, pair".into(),
+            at(Row::IpcBytes) / at(Row::Raw(Via::Pair)),
+        ));
+        if rows.contains(&Row::Python) {
+            round_ratios.push((
+                "procwire to CPython bytes / raw, unix".into(),
+                at(Row::Python) / at(Row::Raw(Via::Unix)),
+            ));
+        }
         round_ratios.push((
             "recvmsg raw / recv raw, pair".into(),
             at(Row::RawMsg) / at(Row::Raw(Via::Pair)),
@@ -290,6 +367,7 @@ struct Peer {
     _dir: Option<TempDir>,
     postcard: Option<Connection<Vec<f64>, u8>>,
     rkyv: Option<Connection<Vec<f64>, u8, Rkyv>>,
+    ipc: Option<Hello>,
 }
 
 struct TempDir(std::path::PathBuf);
@@ -302,9 +380,21 @@ impl Drop for TempDir {
 
 impl Peer {
     fn start(row: Row) -> Peer {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        let mut cmd = if row == Row::Python {
+            let mut cmd = Command::new(python().expect("a Python"));
+            cmd.args(["-c", PYTHON_ECHO]);
+            cmd
+        } else {
+            Command::new(std::env::current_exe().unwrap())
+        };
         cmd.env(ROLE_ENV, row.name());
         let (mut dir, mut listener) = (None, None);
+        let mut ipc_server = None;
+        if matches!(row, Row::IpcTyped | Row::IpcBytes) {
+            let (server, name) = IpcOneShotServer::<Hello>::new().unwrap();
+            cmd.env(IPC_ENV, name);
+            ipc_server = Some(server);
+        }
         match row.via() {
             Via::Pair => {}
             Via::Unix => {
@@ -342,6 +432,7 @@ impl Peer {
             _ => procwire::spawn::<u64, u64>(cmd).unwrap(),
         };
         let accepted = listener.map(|l| l.accept::<u64, u64>().unwrap());
+        let ipc = ipc_server.map(|server| server.accept().unwrap().1);
         Peer {
             child,
             spawned,
@@ -349,6 +440,7 @@ impl Peer {
             _dir: dir,
             postcard,
             rkyv,
+            ipc,
         }
     }
 
@@ -371,7 +463,7 @@ impl Peer {
                 }
                 start.elapsed()
             }
-            Row::Bytes(_) => {
+            Row::Bytes(_) | Row::Python => {
                 let conn = self.conn();
                 let mut back = [0u8; 8];
                 let start = Instant::now();
@@ -379,6 +471,28 @@ impl Peer {
                     conn.send_bytes(&i.to_ne_bytes()).unwrap();
                     assert_eq!(conn.recv_bytes_into(&mut back).unwrap(), 8);
                     assert_eq!(u64::from_ne_bytes(back), i);
+                }
+                start.elapsed()
+            }
+            Row::IpcTyped => {
+                let Some(Hello::Typed(tx, rx)) = &self.ipc else {
+                    unreachable!()
+                };
+                let start = Instant::now();
+                for i in 0..PINGS {
+                    tx.send(i).unwrap();
+                    assert_eq!(rx.recv().unwrap(), i);
+                }
+                start.elapsed()
+            }
+            Row::IpcBytes => {
+                let Some(Hello::Bytes(tx, rx)) = &self.ipc else {
+                    unreachable!()
+                };
+                let start = Instant::now();
+                for i in 0..PINGS {
+                    tx.send(&i.to_ne_bytes()).unwrap();
+                    assert_eq!(rx.recv().unwrap().len(), 8);
                 }
                 start.elapsed()
             }
@@ -394,9 +508,10 @@ impl Peer {
             accepted,
             postcard,
             rkyv,
+            ipc,
             ..
         } = self;
-        drop((spawned, accepted, postcard, rkyv));
+        drop((spawned, accepted, postcard, rkyv, ipc));
         let status = child.wait().unwrap();
         assert!(status.success(), "a peer failed: {status}");
     }
@@ -524,6 +639,26 @@ fn child(role: &str) {
             }
             return;
         }
+        Row::IpcTyped => {
+            let hello = IpcSender::<Hello>::connect(std::env::var(IPC_ENV).unwrap()).unwrap();
+            let (to_child, from_parent) = ipc::channel::<u64>().unwrap();
+            let (to_parent, from_child) = ipc::channel::<u64>().unwrap();
+            hello.send(Hello::Typed(to_child, from_child)).unwrap();
+            while let Ok(v) = from_parent.recv() {
+                to_parent.send(v).unwrap();
+            }
+            return;
+        }
+        Row::IpcBytes => {
+            let hello = IpcSender::<Hello>::connect(std::env::var(IPC_ENV).unwrap()).unwrap();
+            let (to_child, from_parent) = ipc::bytes_channel().unwrap();
+            let (to_parent, from_child) = ipc::bytes_channel().unwrap();
+            hello.send(Hello::Bytes(to_child, from_child)).unwrap();
+            while let Ok(v) = from_parent.recv() {
+                to_parent.send(&v).unwrap();
+            }
+            return;
+        }
         Row::RkyvBulk => {
             let conn = procwire::from_parent_with::<u8, Vec<f64>, _>(Rkyv::new()).unwrap();
             loop {
@@ -602,6 +737,8 @@ fn child(role: &str) {
                 }
             }
         }
-        Row::PostcardBulk | Row::RkyvBulk => unreachable!(),
+        Row::PostcardBulk | Row::RkyvBulk | Row::IpcTyped | Row::IpcBytes | Row::Python => {
+            unreachable!()
+        }
     }
 }
