@@ -119,6 +119,8 @@ enum Row {
     Raw(Via),
     /// The floor with `recvmsg` and a control buffer for descriptors instead of `recv`.
     RawMsg,
+    /// The floor on TCP with a 64 KiB receive buffer, as procwire's reader asks for.
+    RawBigTcp,
     /// The floor busy-polling: non-blocking `recv` retried until the frame is there.
     RawBusy,
     /// `Typed(Pair)` with `set_spin(50 µs)` on both ends.
@@ -144,6 +146,9 @@ impl Row {
         let mut rows = Vec::new();
         for via in [Via::Pair, Via::Unix, Via::Tcp] {
             rows.extend([Row::Raw(via), Row::Typed(via), Row::Bytes(via)]);
+            if via == Via::Tcp {
+                rows.push(Row::RawBigTcp);
+            }
             if via == Via::Pair {
                 rows.extend([Row::RawMsg, Row::TypedSpin, Row::IpcTyped, Row::IpcBytes]);
                 if python().is_some() {
@@ -169,6 +174,7 @@ impl Row {
         match self {
             Row::Raw(v) => format!("raw-{}", v.name()),
             Row::RawMsg => "rawmsg-pair".into(),
+            Row::RawBigTcp => "rawbig-tcp".into(),
             Row::RawBusy => "rawbusy-pair".into(),
             Row::TypedSpin => "typed-spin-pair".into(),
             Row::IpcTyped => "ipc-channel-typed".into(),
@@ -188,6 +194,7 @@ impl Row {
         match self {
             Row::Raw(v) | Row::Typed(v) | Row::Bytes(v) => v,
             Row::Python => Via::Unix,
+            Row::RawBigTcp => Via::Tcp,
             _ => Via::Pair,
         }
     }
@@ -284,6 +291,10 @@ fn main() {
         round_ratios.push((
             "typed with spin / typed, pair".into(),
             at(Row::TypedSpin) / at(Row::Typed(Via::Pair)),
+        ));
+        round_ratios.push((
+            "raw with a 64 KiB buffer / raw, tcp".into(),
+            at(Row::RawBigTcp) / at(Row::Raw(Via::Tcp)),
         ));
         round_ratios.push((
             "ipc-channel typed / raw, pair".into(),
@@ -450,7 +461,9 @@ impl Peer {
 
     fn run(&mut self, row: Row) -> Duration {
         match row {
-            Row::Raw(_) | Row::RawMsg | Row::RawBusy | Row::RawBulk => raw(self.conn(), row),
+            Row::Raw(_) | Row::RawMsg | Row::RawBigTcp | Row::RawBusy | Row::RawBulk => {
+                raw(self.conn(), row)
+            }
             Row::Typed(_) | Row::TypedSpin | Row::BlockingEcho | Row::WaitSetEcho => {
                 let conn = self.conn();
                 if row == Row::TypedSpin {
@@ -550,6 +563,7 @@ fn raw(conn: &Conn, row: Row) -> Duration {
     frame[..4].copy_from_slice(&8u32.to_be_bytes());
     let mut back = [0u8; 12];
     let mut control = [std::mem::MaybeUninit::<u8>::uninit(); CONTROL];
+    let mut big = vec![0u8; 64 << 10];
     let start = Instant::now();
     for i in 0..PINGS {
         frame[4..].copy_from_slice(&i.to_ne_bytes());
@@ -557,7 +571,7 @@ fn raw(conn: &Conn, row: Row) -> Duration {
             rustix::net::send(fd, &frame, rustix::net::SendFlags::NOSIGNAL).unwrap(),
             12
         );
-        let n = raw_recv(row, fd, &mut back, &mut control);
+        let n = raw_recv(row, fd, &mut back, &mut control, &mut big);
         assert_eq!(n, 12);
     }
     start.elapsed()
@@ -569,10 +583,17 @@ fn raw_recv(
     fd: std::os::fd::BorrowedFd<'_>,
     buf: &mut [u8],
     control: &mut [std::mem::MaybeUninit<u8>],
+    big: &mut [u8],
 ) -> usize {
     match row {
         Row::RawMsg => recvmsg(fd, buf, control),
         Row::RawBusy => recv_busy(fd, buf),
+        Row::RawBigTcp => {
+            let (n, _) = rustix::net::recv(fd, &mut *big, rustix::net::RecvFlags::empty()).unwrap();
+            let m = n.min(buf.len());
+            buf[..m].copy_from_slice(&big[..m]);
+            n
+        }
         _ => {
             rustix::net::recv(fd, buf, rustix::net::RecvFlags::empty())
                 .unwrap()
@@ -677,12 +698,13 @@ fn child(role: &str) {
         Err(_) => spawned,
     };
     match row {
-        Row::Raw(_) | Row::RawMsg | Row::RawBusy => {
+        Row::Raw(_) | Row::RawMsg | Row::RawBigTcp | Row::RawBusy => {
             let fd = conn.as_fd();
             let mut buf = [0u8; 12];
             let mut control = [std::mem::MaybeUninit::<u8>::uninit(); CONTROL];
+            let mut big = vec![0u8; 64 << 10];
             loop {
-                let n = raw_recv(row, fd, &mut buf, &mut control);
+                let n = raw_recv(row, fd, &mut buf, &mut control, &mut big);
                 match n {
                     12 => {}
                     0 => return,

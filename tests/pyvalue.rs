@@ -209,7 +209,13 @@ fn unhashable_keys_are_refused_on_encode_and_on_decode() {
     assert!(err.to_string().contains("hash"), "{err}");
     let nested = PyValue::Set(vec![PyValue::Tuple(vec![PyValue::ByteArray(vec![])])]);
     assert!(Pickle::new().encode(&nested, &mut Vec::new()).is_err());
-    let typed: BTreeMap<Vec<u8>, u8> = BTreeMap::from([(vec![1], 2)]);
+    // A typed sequence key is no list: it is written as a tuple (see below), which Python
+    // can hash; a struct key is refused.
+    #[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+    struct Point {
+        x: u8,
+    }
+    let typed: BTreeMap<Point, u8> = BTreeMap::from([(Point { x: 1 }, 2)]);
     assert!(Pickle::new().encode(&typed, &mut Vec::new()).is_err());
     // {[]: 1} as a hostile pickle: EMPTY_DICT EMPTY_LIST K1 SETITEM.
     let err = decode(b"\x80\x03}]K\x01s.").unwrap_err();
@@ -319,4 +325,37 @@ fn conversions_from_and_to_rust_types() {
     );
     let err = String::try_from(PyValue::Bytes(vec![])).unwrap_err();
     assert_eq!(err.to_string(), "expected String, found a Python bytes");
+}
+
+/// A fuzz finding: a dict with a tuple key decodes (into a `Vec` key, or `serde_value`'s
+/// sequence) and used to fail to encode again ("a list cannot be a dict key"). A sequence
+/// inside a key or a set element is now written as a tuple, as Python needs.
+#[test]
+fn a_sequence_as_a_dict_key_encodes_as_a_tuple_and_comes_back_the_same() {
+    let mut typed: BTreeMap<Vec<i64>, (i64, i64)> = BTreeMap::new();
+    typed.insert(vec![1, 2], (3, 4));
+    typed.insert(vec![], (5, 6));
+    for protocol in [
+        PickleProtocol::V2,
+        PickleProtocol::V3,
+        PickleProtocol::V4,
+        PickleProtocol::V5,
+    ] {
+        let bytes = encode(protocol, &typed);
+        let PyValue::Dict(items) = decode(&bytes).unwrap() else {
+            panic!("{protocol:?}: not a dict")
+        };
+        let keys: Vec<&PyValue> = items.iter().map(|(k, _)| k).collect();
+        assert!(
+            keys.iter().all(|k| matches!(k, PyValue::Tuple(_))),
+            "{protocol:?}: {keys:?}"
+        );
+        let back: BTreeMap<Vec<i64>, (i64, i64)> = Pickle::new().decode(&bytes).unwrap();
+        assert_eq!(back, typed, "{protocol:?}");
+    }
+    // Dicts and sets stay refused as keys: Python cannot hash them.
+    let mut bad: BTreeMap<BTreeMap<i64, i64>, i64> = BTreeMap::new();
+    bad.insert(BTreeMap::new(), 1);
+    let err = Pickle::new().encode(&bad, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("cannot hash"), "{err}");
 }

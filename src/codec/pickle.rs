@@ -98,8 +98,10 @@ impl PickleProtocol {
 /// as a list and bytes always as `bytes`; use a [`PyValue`] (alone or as a field of a
 /// typed message) where the Python type matters. Enums follow serde's external
 /// tagging: a unit variant is its name as a `str`, others a one-entry dict
-/// `{name: value}`. A dict key or set element Python could not hash (a list, a dict, a
-/// struct) is refused on encode, since Python could not load it.
+/// `{name: value}`. A sequence inside a dict key or a set element is written as a
+/// `tuple`, the sequence Python can hash (so a decoded `{(1, 2): …}` encodes back the
+/// same, through `Vec` or `serde_value`); a dict key or set element Python could not hash
+/// (a dict, a set, a struct) is refused on encode, since Python could not load it.
 ///
 /// # Security
 ///

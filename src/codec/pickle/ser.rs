@@ -15,6 +15,8 @@ type Result<T> = std::result::Result<T, PickleError>;
 
 /// The reserved newtype names, starting with a NUL so no Rust type has them.
 pub(super) const SET: &str = "\0procwire::set";
+/// A `PyValue::List`: a list even where a plain sequence would become a tuple (a dict key).
+pub(super) const LIST: &str = "\0procwire::list";
 pub(super) const FROZENSET: &str = "\0procwire::frozenset";
 pub(super) const BYTEARRAY: &str = "\0procwire::bytearray";
 pub(super) const BIGINT: &str = "\0procwire::int";
@@ -62,11 +64,12 @@ impl<'a, 'b> Serializer<'a, 'b> {
             Kind::List => self.unhashable("list")?,
             Kind::Dict => self.unhashable("dict")?,
             Kind::Set => self.unhashable("set")?,
-            Kind::FrozenSet => {}
+            Kind::FrozenSet | Kind::Tuple => {}
         }
-        match kind.batched() {
-            Some(b) => self.w.open(b),
-            None => self.w.open_frozenset(),
+        match (kind.batched(), kind) {
+            (Some(b), _) => self.w.open(b),
+            (None, Kind::Tuple) => self.w.open_tuple(usize::MAX),
+            (None, _) => self.w.open_frozenset(),
         }
         Ok(Batch {
             s: self,
@@ -83,6 +86,9 @@ pub(super) enum Kind {
     Dict,
     Set,
     FrozenSet,
+    /// A sequence inside a dict key or a set element, where Python needs a hashable one:
+    /// written as a tuple, all items under one mark.
+    Tuple,
 }
 
 impl Kind {
@@ -92,7 +98,7 @@ impl Kind {
             Kind::List => Some(Batched::List),
             Kind::Dict => Some(Batched::Dict),
             Kind::Set => Some(Batched::Set),
-            Kind::FrozenSet => None,
+            Kind::FrozenSet | Kind::Tuple => None,
         }
     }
 }
@@ -107,7 +113,7 @@ pub(super) struct Batch<'s, 'a, 'b> {
 
 impl<'s, 'a, 'b> Batch<'s, 'a, 'b> {
     fn item<T: Serialize + ?Sized>(&mut self, value: &T, as_key: bool) -> Result<()> {
-        if self.count == 0 && self.kind != Kind::FrozenSet {
+        if self.count == 0 && self.kind.batched().is_some() {
             self.s.w.mark();
         }
         if as_key {
@@ -137,6 +143,7 @@ impl<'s, 'a, 'b> Batch<'s, 'a, 'b> {
                 }
                 self.s.w.close(b);
             }
+            None if self.kind == Kind::Tuple => self.s.w.close_tuple(usize::MAX),
             None => self.s.w.close_frozenset(),
         }
         self.s
@@ -321,7 +328,7 @@ impl<'s, 'a, 'b> ser::Serializer for &'s mut Serializer<'a, 'b> {
         value: &T,
     ) -> Result<()> {
         self.marked = match name {
-            SET | FROZENSET | BYTEARRAY | BIGINT => Some(name),
+            SET | FROZENSET | BYTEARRAY | BIGINT | LIST => Some(name),
             _ => None,
         };
         value.serialize(self)
@@ -345,6 +352,10 @@ impl<'s, 'a, 'b> ser::Serializer for &'s mut Serializer<'a, 'b> {
         match self.mark() {
             Some(SET) => self.batched(Kind::Set),
             Some(FROZENSET) => self.batched(Kind::FrozenSet),
+            Some(LIST) => self.batched(Kind::List),
+            // A sequence as (part of) a dict key or set element: Python's hashable
+            // sequence is the tuple (a decoded tuple key comes back here as a sequence).
+            _ if self.in_key > 0 => self.batched(Kind::Tuple),
             _ => self.batched(Kind::List),
         }
     }
@@ -516,8 +527,8 @@ impl Serialize for Items<'_> {
 /// Through the pickle codec, each variant is written as its Python type. Through other
 /// serializers: `None` as a none, `Bool`, `Float`, `Str`, `Bytes` as themselves, `Int`
 /// as an `i64`, or an `i128` beyond, or beyond that a newtype struct holding its
-/// little-endian two's-complement bytes; `List`, `Set`, `FrozenSet` as sequences
-/// (the sets inside a newtype struct), `Tuple` as a tuple, `Dict` as a map, `ByteArray`
+/// little-endian two's-complement bytes; `List`, `Set`, `FrozenSet` as sequences, each
+/// inside a newtype struct (transparent to most formats), `Tuple` as a tuple, `Dict` as a map, `ByteArray`
 /// as bytes inside a newtype struct.
 impl Serialize for PyValue {
     fn serialize<S: ser::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -536,7 +547,7 @@ impl Serialize for PyValue {
             PyValue::Str(text) => s.serialize_str(text),
             PyValue::Bytes(b) => s.serialize_bytes(b),
             PyValue::ByteArray(b) => s.serialize_newtype_struct(BYTEARRAY, &Raw(b)),
-            PyValue::List(items) => s.collect_seq(items),
+            PyValue::List(items) => s.serialize_newtype_struct(LIST, &Items(items)),
             PyValue::Tuple(items) => {
                 let mut t = s.serialize_tuple(items.len())?;
                 for item in items {
