@@ -40,7 +40,10 @@
 //! There are two drivers and not one runtime-agnostic one because the agnostic choice
 //! (async-io's `Async`, which works under tokio too) runs its own reactor thread when
 //! used under tokio: every wake-up then crosses threads, which is what a current-thread
-//! tokio program picked tokio to avoid. Each driver is about 40 lines
+//! tokio program picked tokio to avoid. Measured (`benches/async.rs`, typed `u64` round
+//! trip to a peer process, one core): 4.96 µs on the tokio driver, 9.87 µs on the
+//! async-io driver inside the same tokio runtime (2.0×), 6.06 µs on async-io's own
+//! `block_on`, 3.84 µs blocking. Each driver is about 40 lines
 //! (`src/aio/runtime.rs`); everything else is shared.
 //!
 //! # Cancel safety
