@@ -177,7 +177,10 @@ impl<T, C> Receiver<T, C> {
     /// message, as before.
     ///
     /// Call it before the first receive, or at any point where nothing of a later message
-    /// has been read yet (a receive can read ahead of the message it returns). On pipes,
+    /// has been read yet (a receive can read ahead of the message it returns). Right after
+    /// [`Listener::accept`](crate::Listener::accept), [`Client::connect`](crate::Client::connect),
+    /// [`spawn`](crate::spawn) or [`from_parent`](crate::from_parent) is always such a
+    /// point, with or without a key: the handshake never reads past its own messages. On pipes,
     /// FIFOs and TCP, which cannot carry descriptors, it does nothing, and the `_fds`
     /// receives return none.
     ///
