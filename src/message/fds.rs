@@ -399,7 +399,6 @@ impl Writer {
     ///
     /// Errors: [`Error::Descriptors`] when there are more than [`MAX_FDS_PER_MESSAGE`] or
     /// the connection cannot carry descriptors.
-    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn check_fds(&self, fds: &[BorrowedFd<'_>]) -> Result<()> {
         if fds.len() > MAX_FDS_PER_MESSAGE {
             trace::limit(
@@ -423,7 +422,7 @@ impl Writer {
     /// the rest of the frame follows as plain bytes.
     #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn try_write_fds(
-        &self,
+        &mut self,
         header: &[u8],
         payload: &[u8],
         fds: &[BorrowedFd<'_>],
@@ -454,22 +453,9 @@ impl Writer {
         payload: &[u8],
         fds: &[BorrowedFd<'_>],
     ) -> Result<()> {
-        if fds.len() > MAX_FDS_PER_MESSAGE {
-            trace::limit(
-                "max_fds_per_message",
-                fds.len() as u64,
-                MAX_FDS_PER_MESSAGE as u64,
-            );
-            return Err(Error::Descriptors(format!(
-                "{} descriptors exceed the {MAX_FDS_PER_MESSAGE} one message can carry",
-                fds.len()
-            )));
-        }
+        self.check_fds(fds)?;
         if fds.is_empty() {
             return self.send_frame(payload);
-        }
-        if let Some(why) = cannot_carry(self.kind) {
-            return Err(Error::Descriptors(why.into()));
         }
         self.finish_unsent()?;
         let header = Header::for_payload(payload.len() as u64).encode();

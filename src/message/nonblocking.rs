@@ -281,7 +281,7 @@ impl Writer {
     /// frame's first write copies it behind its header and leaves in one plain `send`, as
     /// [`send_frame`](Writer::send_frame) does.
     pub(crate) fn try_write(
-        &self,
+        &mut self,
         header: &[u8],
         payload: &[u8],
         sent: &mut usize,
@@ -296,13 +296,11 @@ impl Writer {
     }
 
     #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
-    fn try_write_frame(&self, frame: &mut Frame<'_>) -> Result<bool> {
+    fn try_write_frame(&mut self, frame: &mut Frame<'_>) -> Result<bool> {
         if frame.sent == 0 && frame.len() <= super::writer::SMALL_FRAME + MAX_HEADER_LEN {
-            let mut one = [0u8; MAX_HEADER_LEN + super::writer::SMALL_FRAME];
             let [head, body] = frame.parts;
-            one[..head.len()].copy_from_slice(head);
-            one[head.len()..frame.len()].copy_from_slice(body);
-            match self.try_write_once(&[IoSlice::new(&one[..frame.len()])])? {
+            let len = self.assemble_small(head, body);
+            match self.try_write_once(&[IoSlice::new(&self.small[..len])])? {
                 Some(n) => frame.sent = n,
                 None => return Ok(false),
             }

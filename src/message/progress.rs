@@ -13,8 +13,9 @@
 
 use std::io::IoSlice;
 
+use super::reader::Progress;
 use super::{MessageReceiver, MessageSender, Reader, Wait, Writer};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::frame::Header;
 
 /// The most a reporting send (bytes, or a file through `sendfile`) hands the kernel in
@@ -74,23 +75,19 @@ impl Writer {
 
 impl Reader {
     /// [`recv_into`](Reader::recv_into), reporting the payload bytes received after each
-    /// read. A message longer than `dst` comes back whole in [`Error::BufferTooShort`],
-    /// without reports.
+    /// read. A message longer than `dst` comes back whole in
+    /// [`Error::BufferTooShort`](crate::Error::BufferTooShort), without reports.
     fn recv_into_reporting(
         &mut self,
         dst: &mut [u8],
         f: &mut dyn FnMut(u64, u64),
     ) -> Result<usize> {
-        let header = self.next_header()?;
-        let len = header.payload_len() as usize; // <= max, which fits in memory
-        if len > dst.len() {
-            let mut whole = Vec::new();
-            self.read_growing(header, &mut whole, &mut 0)?;
-            return Err(Error::BufferTooShort(whole));
-        }
-        let mut report = Report::new(f, len as u64);
-        let mut done = 0;
-        self.read_payload_with(header, &mut dst[..len], &mut done, |n| report.at(n as u64))?;
+        let mut report = Report::new(f, 0);
+        let len = self.recv_into_hooked(dst, &mut Progress::default(), |done, total| {
+            report.total = total as u64;
+            report.at(done as u64);
+        })?;
+        report.total = len as u64;
         report.end();
         Ok(len)
     }

@@ -236,6 +236,19 @@ impl Reader {
 
     /// [`recv_into`](Reader::recv_into), resuming the receive `p` describes.
     pub(crate) fn recv_into_from(&mut self, dst: &mut [u8], p: &mut Progress) -> Result<usize> {
+        self.recv_into_hooked(dst, p, |_, _| {})
+    }
+
+    /// [`recv_into_from`](Reader::recv_into_from), calling `progress(done, total)` with
+    /// the payload bytes in `dst` after each piece of them arrived (never for a message
+    /// longer than `dst`, which comes back whole in [`Error::BufferTooShort`]).
+    #[inline]
+    pub(super) fn recv_into_hooked(
+        &mut self,
+        dst: &mut [u8],
+        p: &mut Progress,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<usize> {
         let header = self.header(p)?;
         let len = header.payload_len() as usize; // <= max, which fits in memory
         if len > dst.len() {
@@ -244,7 +257,7 @@ impl Reader {
             return Err(Error::BufferTooShort(std::mem::take(&mut p.vec)));
         }
         p.at = Part::Dst;
-        self.read_payload(header, &mut dst[..len], &mut p.done)?;
+        self.read_payload_with(header, &mut dst[..len], &mut p.done, |n| progress(n, len))?;
         Ok(len)
     }
 

@@ -23,7 +23,7 @@ pub(crate) struct Writer {
     pub(super) broken: bool,
     /// Where a small frame is put together: allocated once with the writer, so a small
     /// send neither zeroes nor allocates a buffer.
-    small: Box<[u8; MAX_HEADER_LEN + SMALL_FRAME]>,
+    pub(super) small: Box<[u8; MAX_HEADER_LEN + SMALL_FRAME]>,
 }
 
 impl Writer {
@@ -49,11 +49,8 @@ impl Writer {
         self.finish_unsent()?;
         let header = Header::for_payload(payload.len() as u64).encode();
         if payload.len() <= SMALL_FRAME {
-            let len = header.len() + payload.len();
-            self.small[..header.len()].copy_from_slice(&header);
-            self.small[header.len()..len].copy_from_slice(payload);
-            let frame = &self.small[..len];
-            return self.write_all(&mut [IoSlice::new(frame)]);
+            let len = self.assemble_small(&header, payload);
+            return self.write_all(&mut [IoSlice::new(&self.small[..len])]);
         }
         self.write_all(&mut [IoSlice::new(&header), IoSlice::new(payload)])
     }
@@ -70,6 +67,15 @@ impl Writer {
             Some(d) => self.send_frame_until(payload, d),
             None => self.send_frame(payload),
         }
+    }
+
+    /// Copies `header` and then `payload` (together at most
+    /// `MAX_HEADER_LEN + SMALL_FRAME` bytes) into the small-frame buffer; their length.
+    pub(super) fn assemble_small(&mut self, header: &[u8], payload: &[u8]) -> usize {
+        let len = header.len() + payload.len();
+        self.small[..header.len()].copy_from_slice(header);
+        self.small[header.len()..len].copy_from_slice(payload);
+        len
     }
 
     /// Whether a send must first finish (or refuse because of) an earlier frame.
