@@ -29,6 +29,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use procwire::aio::{AsyncIo, Tokio};
 use procwire::Connection;
 
 const ROLE_ENV: &str = "PROCWIRE_BENCH_ASYNC_ROLE";
@@ -76,11 +77,11 @@ fn main() {
     let mut back = vec![0f64; BULK / 8];
     for round in 0..rounds {
         let blocking = ping_blocking(&pinger);
-        let (a, conn) = rt.block_on(ping_async(pinger));
+        let (a, conn) = rt.block_on(ping_on::<Tokio>(pinger));
         pinger = conn;
         let tokio_util = rt.block_on(ping_tokio_util(&pinger));
-        let (aio_own, conn) = async_io::block_on(ping_async_io(pinger));
-        let (aio_in_tokio, conn) = rt.block_on(ping_async_io(conn));
+        let (aio_own, conn) = async_io::block_on(ping_on::<AsyncIo>(pinger));
+        let (aio_in_tokio, conn) = rt.block_on(ping_on::<AsyncIo>(conn));
         pinger = conn;
         let bulk_blocking = bulk_blocking(&bulker, &data, &mut back);
         let (bulk_async, conn) = rt.block_on(bulk_async(bulker, &data, &mut back));
@@ -139,9 +140,12 @@ fn only(row: &str) {
     let (conn, mut child) = spawn(role);
     let (took, n) = match row {
         "blocking" => (ping_blocking(&{ conn }), PINGS as usize),
-        "async" => (rt.block_on(ping_async(conn)).0, PINGS as usize),
+        "async" => (rt.block_on(ping_on::<Tokio>(conn)).0, PINGS as usize),
         "tokio-util" => (rt.block_on(ping_tokio_util(&{ conn })), PINGS as usize),
-        "async-io" => (async_io::block_on(ping_async_io(conn)).0, PINGS as usize),
+        "async-io" => (
+            async_io::block_on(ping_on::<AsyncIo>(conn)).0,
+            PINGS as usize,
+        ),
         "bulk-blocking" => (bulk_blocking(&{ conn }, &data, &mut back), BULKS),
         "bulk-async" => (rt.block_on(bulk_async(conn, &data, &mut back)).0, BULKS),
         other => panic!("no row {other}"),
@@ -190,21 +194,14 @@ fn ping_blocking(conn: &Connection<u64, u64>) -> Duration {
     start.elapsed()
 }
 
-async fn ping_async(conn: Connection<u64, u64>) -> (Duration, Connection<u64, u64>) {
-    let mut conn = procwire::tokio::Connection::from_blocking(conn).unwrap();
-    let start = Instant::now();
-    for i in 0..PINGS {
-        conn.send(&i).await.unwrap();
-        assert_eq!(conn.recv().await.unwrap(), i);
-    }
-    let took = start.elapsed();
-    (took, conn.into_blocking().unwrap())
-}
-
-/// The async-io driver, on whatever executor polls it: `async_io::block_on` drives the
-/// reactor on this thread; inside tokio, async-io's own reactor thread does.
-async fn ping_async_io(conn: Connection<u64, u64>) -> (Duration, Connection<u64, u64>) {
-    let mut conn = procwire::async_io::Connection::from_blocking(conn).unwrap();
+/// The typed round trip on the async driver of `Rt`, on whatever executor polls it. For
+/// the async-io driver: `async_io::block_on` drives the reactor on this thread; inside
+/// tokio, async-io's own reactor thread does.
+async fn ping_on<Rt: procwire::aio::Runtime>(
+    conn: Connection<u64, u64>,
+) -> (Duration, Connection<u64, u64>) {
+    let mut conn =
+        procwire::aio::Connection::<u64, u64, procwire::Postcard, Rt>::from_blocking(conn).unwrap();
     let start = Instant::now();
     for i in 0..PINGS {
         conn.send(&i).await.unwrap();

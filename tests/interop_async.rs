@@ -34,8 +34,8 @@ use futures_util::future::{select, Either};
 use procwire::aio::{self, Runtime};
 use procwire::{Address, Error, Postcard};
 use pyinterop::matrix::{
-    for_python, from_python, pattern, python_key, should_succeed, Dir, Family, Key, FAMILIES, KEY,
-    KEYS,
+    check_outcome, for_python, from_python, pattern, python_key, should_succeed, Dir, Family, Key,
+    FAMILIES, KEY, KEYS,
 };
 use pyinterop::{pythons, spawn_script, wait_bounded, Outcome, Python, CHILD_LIMIT};
 
@@ -180,28 +180,7 @@ async fn exchange<D: Driver>(conn: &mut Bytes<D>) -> procwire::Result<u32> {
 /// Checks what both sides saw against what the key mode predicts; returns the exchange's
 /// count of receives dropped part-way.
 fn check(what: &str, py: &Python, key: Key, rust: procwire::Result<u32>, python: &Outcome) -> u32 {
-    if should_succeed(py, key) {
-        let mid_frame =
-            rust.unwrap_or_else(|e| panic!("{what}: rust side failed: {e:?}; python: {python}"));
-        assert_eq!(python.code(), Some(0), "{what}: python: {python}");
-        return mid_frame;
-    }
-    match rust {
-        Err(Error::AuthenticationFailed(why)) => {
-            if key == Key::Right {
-                assert!(why.contains("legacy"), "{what}: {why}");
-            }
-        }
-        other => panic!("{what}: expected AuthenticationFailed, got {other:?}; python: {python}"),
-    }
-    // Python reports the failure too: AuthenticationError (3), or the closed
-    // connection (4) when we refused its legacy protocol.
-    let code = python.code();
-    assert!(
-        code == Some(3) || (code == Some(4) && py.legacy_auth()),
-        "{what}: python: {python}"
-    );
-    0
+    check_outcome(what, py, key, rust, python).unwrap_or(0)
 }
 
 /// Waits for a Python peer on a thread, so that the runtime keeps running; the thread

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use procwire::{Client, Connection, Error, Listener};
 use pyinterop::matrix::{
-    for_python, from_python, pattern, python_key, should_succeed, Dir, Family, Key, FAMILIES, KEY,
+    check_outcome, for_python, from_python, pattern, python_key, Dir, Family, Key, FAMILIES, KEY,
     KEYS,
 };
 use pyinterop::{pythons, spawn_script, wait_bounded, Outcome, Python, CHILD_LIMIT};
@@ -50,28 +50,12 @@ fn exchange(conn: &Bytes) -> procwire::Result<()> {
 
 /// Checks what both sides saw against what the key mode predicts.
 fn check(py: &Python, family: Family, key: Key, rust: procwire::Result<()>, python: &Outcome) {
-    let what = format!("{py}, {family:?}, key {key:?}");
-    if should_succeed(py, key) {
-        if let Err(e) = rust {
-            panic!("{what}: rust side failed: {e:?}; python: {python}");
-        }
-        assert_eq!(python.code(), Some(0), "{what}: python: {python}");
-        return;
-    }
-    match rust {
-        Err(Error::AuthenticationFailed(why)) => {
-            if matches!(key, Key::Right) {
-                assert!(why.contains("legacy"), "{what}: {why}");
-            }
-        }
-        other => panic!("{what}: expected AuthenticationFailed, got {other:?}; python: {python}"),
-    }
-    // Python reports the failure too: AuthenticationError (3), or the closed
-    // connection (4) when we refused its legacy protocol.
-    let code = python.code();
-    assert!(
-        code == Some(3) || (code == Some(4) && py.legacy_auth()),
-        "{what}: python: {python}"
+    check_outcome(
+        &format!("{py}, {family:?}, key {key:?}"),
+        py,
+        key,
+        rust,
+        python,
     );
 }
 

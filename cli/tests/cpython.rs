@@ -87,6 +87,16 @@ fn line_starting(from: &mut impl BufRead, prefix: &str) -> (String, String) {
     }
 }
 
+/// A CPython `Listener` on 127.0.0.1 with [`KEY`], and the port it printed. It prints
+/// nothing more until a client comes, so its stdout goes back whole.
+fn python_listener(py: &impl AsRef<std::ffi::OsStr>) -> (Child, String) {
+    let mut python = spawn(Command::new(py).args(["-c", PY_LISTENER, KEY]));
+    let mut py_out = BufReader::new(python.stdout.take().unwrap());
+    let (port, _) = line_starting(&mut py_out, "port ");
+    python.stdout = Some(py_out.into_inner());
+    (python, port)
+}
+
 const PY_LISTENER: &str = r#"
 import sys
 from multiprocessing.connection import Listener
@@ -109,9 +119,7 @@ with Listener(('127.0.0.1', 0), authkey=key) as l:
 #[test]
 fn procwire_connect_talks_to_a_cpython_listener_with_a_key() {
     for py in pythons() {
-        let mut python = spawn(Command::new(&py).args(["-c", PY_LISTENER, KEY]));
-        let mut py_out = BufReader::new(python.stdout.take().unwrap());
-        let (port, _) = line_starting(&mut py_out, "port ");
+        let (python, port) = python_listener(&py);
         let cli = spawn(Command::new(BIN).args([
             "connect",
             &format!("127.0.0.1:{port}"),
@@ -134,7 +142,6 @@ fn procwire_connect_talks_to_a_cpython_listener_with_a_key() {
             ],
             "{py}: what procwire printed"
         );
-        python.stdout = Some(py_out.into_inner());
         let (py_ok, py_said, py_err) = finish(python, String::new());
         assert!(py_ok, "{py}: {py_err}");
         assert_eq!(
@@ -149,9 +156,7 @@ fn procwire_connect_talks_to_a_cpython_listener_with_a_key() {
 #[test]
 fn procwire_connect_with_the_wrong_key_fails_and_says_so() {
     for py in pythons() {
-        let mut python = spawn(Command::new(&py).args(["-c", PY_LISTENER, KEY]));
-        let mut py_out = BufReader::new(python.stdout.take().unwrap());
-        let (port, _) = line_starting(&mut py_out, "port ");
+        let (python, port) = python_listener(&py);
         let cli = spawn(Command::new(BIN).args([
             "connect",
             &format!("127.0.0.1:{port}"),
@@ -162,7 +167,6 @@ fn procwire_connect_with_the_wrong_key_fails_and_says_so() {
         let (ok, out, err) = finish(cli, String::new());
         assert!(!ok, "{py}: a wrong key must fail: {out}");
         assert!(err.contains("authentication failed"), "{py}: {err}");
-        python.stdout = Some(py_out.into_inner());
         let (_, py_said, _) = finish(python, String::new());
         assert!(
             py_said.contains("refused AuthenticationError"),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use procwire::Address;
 
-use super::Python;
+use super::{Outcome, Python};
 
 /// The key both sides use when the case is [`Key::Right`].
 pub(crate) const KEY: &str = "secret-key";
@@ -61,6 +61,40 @@ pub(crate) fn should_succeed(py: &Python, key: Key) -> bool {
         Key::Right => !py.legacy_auth() || cfg!(feature = "legacy-md5"),
         Key::Wrong => false,
     }
+}
+
+/// Checks what both sides of one exchange saw against what the key mode predicts: when it
+/// should succeed, the Rust side's value (and Python exited 0); otherwise `None`, after
+/// checking that both sides failed the handshake as they should.
+pub(crate) fn check_outcome<T: std::fmt::Debug>(
+    what: &str,
+    py: &Python,
+    key: Key,
+    rust: procwire::Result<T>,
+    python: &Outcome,
+) -> Option<T> {
+    if should_succeed(py, key) {
+        let value =
+            rust.unwrap_or_else(|e| panic!("{what}: rust side failed: {e:?}; python: {python}"));
+        assert_eq!(python.code(), Some(0), "{what}: python: {python}");
+        return Some(value);
+    }
+    match rust {
+        Err(procwire::Error::AuthenticationFailed(why)) => {
+            if key == Key::Right {
+                assert!(why.contains("legacy"), "{what}: {why}");
+            }
+        }
+        other => panic!("{what}: expected AuthenticationFailed, got {other:?}; python: {python}"),
+    }
+    // Python reports the failure too: AuthenticationError (3), or the closed
+    // connection (4) when we refused its legacy protocol.
+    let code = python.code();
+    assert!(
+        code == Some(3) || (code == Some(4) && py.legacy_auth()),
+        "{what}: python: {python}"
+    );
+    None
 }
 
 pub(crate) fn pattern(len: usize) -> Vec<u8> {
