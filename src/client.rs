@@ -11,10 +11,14 @@ use crate::channel::Connection;
 use crate::error::{Error, Result};
 use crate::frame::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::trace;
-use crate::transport::{self, Absent, TcpOptions};
+#[cfg(feature = "tls")]
+use crate::transport::Kind;
+use crate::transport::{self, Absent, Stream, TcpOptions};
 use crate::AuthKey;
 #[cfg(feature = "postcard")]
 use crate::Postcard;
+#[cfg(feature = "tls")]
+use std::os::fd::AsFd;
 
 /// Connects to listeners; see [`Client::builder`] for the options.
 ///
@@ -66,6 +70,9 @@ pub struct ClientBuilder {
     pub(crate) nodelay: bool,
     pub(crate) keepalive: Option<TcpKeepalive>,
     pub(crate) max_message_size: u64,
+    /// The TLS config and the name of the server whose certificate it expects.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<(std::sync::Arc<rustls::ClientConfig>, String)>,
 }
 
 impl Default for ClientBuilder {
@@ -78,6 +85,8 @@ impl Default for ClientBuilder {
             nodelay: true,
             keepalive: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -201,6 +210,35 @@ impl ClientBuilder {
         self
     }
 
+    /// Speaks TLS with `config`, expecting the server's certificate to be valid for
+    /// `server_name` (a DNS name or an IP address; see
+    /// [`pinned_client_config`](crate::tls::pinned_client_config) for a pinned
+    /// certificate, where it does not matter). The TLS handshake runs right after the TCP
+    /// connection is made, within [`handshake_timeout`](ClientBuilder::handshake_timeout)
+    /// together with the HMAC handshake, which then runs inside it when a key is set. TCP
+    /// addresses only. See [`procwire::tls`](crate::tls).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procwire::{Client, Connection};
+    ///
+    /// let config = procwire::tls::client_config("ca.pem")?;
+    /// let conn: Connection<String, String> = Client::builder()
+    ///     .tls(config, "db.example.org")
+    ///     .connect("db.example.org:7000")?;
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(
+        mut self,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: impl Into<String>,
+    ) -> Self {
+        self.tls = Some((config, server_name.into()));
+        self
+    }
+
     /// Connects to `addr` with the default codec; see
     /// [`connect_with`](ClientBuilder::connect_with).
     ///
@@ -250,12 +288,37 @@ impl ClientBuilder {
             keepalive: self.keepalive.clone(),
         };
         let connected = transport::connect(&addr, &tcp, deadline, absent)
+            .and_then(|stream| self.secure(&addr, stream))
             .and_then(|stream| self.finish(&addr, Connection::from_stream(stream, codec)));
         trace::connect(&addr, now, connected.as_ref().err());
         connected
     }
 
     /// Applies the connection options and, with a key, authenticates.
+    /// Runs the TLS handshake on `stream` when the builder has a TLS config.
+    fn secure(&self, addr: &Address, stream: Stream) -> Result<Stream> {
+        #[cfg(feature = "tls")]
+        if let Some((config, name)) = &self.tls {
+            let Stream::Socket {
+                fd,
+                kind: Kind::Tcp,
+            } = stream
+            else {
+                return Err(tls_needs_tcp(addr));
+            };
+            let session =
+                crate::tls::client_blocking(fd.as_fd(), config, name, self.handshake_timeout)
+                    .map_err(|e| tls_failed(addr, e))
+                    .inspect_err(|e| trace::client_handshake_failed(addr, e))?;
+            return Ok(Stream::Tls {
+                fd,
+                session: std::sync::Arc::new(session),
+            });
+        }
+        let _ = addr;
+        Ok(stream)
+    }
+
     fn finish<S, R, C>(
         &self,
         addr: &Address,
@@ -267,5 +330,25 @@ impl ClientBuilder {
                 .inspect_err(|e| trace::client_handshake_failed(addr, e))?;
         }
         Ok(conn)
+    }
+}
+
+/// The error for a TLS client config used with an address that is not TCP.
+#[cfg(feature = "tls")]
+pub(crate) fn tls_needs_tcp(addr: &Address) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!("cannot connect to {addr} with tls: tls is for tcp addresses only"),
+    ))
+}
+
+/// A failed TLS handshake with the server at `addr`, naming it.
+#[cfg(feature = "tls")]
+pub(crate) fn tls_failed(addr: &Address, e: Error) -> Error {
+    match e {
+        Error::AuthenticationFailed(why) => {
+            Error::AuthenticationFailed(format!("with {addr}: {why}"))
+        }
+        other => other,
     }
 }

@@ -25,6 +25,8 @@ mod process;
 pub mod rpc;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod shm;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 mod trace;

@@ -48,7 +48,7 @@ fn poll_recv<Rt: Runtime, T>(
     cx: &mut Context<'_>,
     mut op: impl FnMut(&mut Reader) -> Result<Option<T>>,
 ) -> Poll<Result<T>> {
-    if reader.ready_buffered() {
+    if reader.ready_buffered() || reader.holds_unread() {
         if let Some(value) = op(reader)? {
             return Poll::Ready(Ok(value));
         }

@@ -662,6 +662,13 @@ impl<S, R, C: Clone> Connection<S, R, C> {
     pub(crate) fn from_stream(stream: Stream, codec: C) -> Self {
         match stream {
             Stream::Socket { fd, kind } => Connection::from_socket(fd, kind, codec),
+            #[cfg(feature = "tls")]
+            Stream::Tls { fd, session } => {
+                let conn = Connection::from_socket(fd, Kind::Tcp, codec);
+                conn.tx.io.set_tls(Arc::clone(&session));
+                conn.rx.io.set_tls(session);
+                conn
+            }
             Stream::Pipes { read, write } => {
                 let rx = Receiver::from_fd(Arc::new(read), Kind::Pipe, codec.clone());
                 // The peer opens its write end just after the pair was handed over.

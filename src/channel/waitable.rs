@@ -7,7 +7,7 @@ use crate::wait::{Probe, WaitSource, Waitable};
 
 impl<T, C> Probe for Receiver<T, C> {
     fn buffered(&self) -> Option<bool> {
-        self.io.try_reader(|r| r.ready_buffered())
+        self.io.try_reader(Reader::ready_held)
     }
 
     fn read_now(&self) -> bool {

@@ -56,6 +56,13 @@ pub(super) enum Step {
     TimedOut,
 }
 
+/// A new client's TLS handshake, when the listener serves TLS.
+#[cfg(feature = "tls")]
+pub(super) type TlsHandshake = Option<crate::tls::Handshaking>;
+/// A new client's TLS handshake: never, without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+pub(super) type TlsHandshake = Option<std::convert::Infallible>;
+
 /// What is called with every client the listener turns away.
 pub(crate) type OnRejected = Arc<dyn Fn(Option<&Address>, &Error) + Send + Sync>;
 
@@ -67,6 +74,8 @@ pub(super) struct Rules {
     pub(super) uids: Vec<u32>,
     pub(super) gids: Vec<u32>,
     pub(super) on_rejected: Option<OnRejected>,
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Rules {
@@ -301,29 +310,48 @@ impl Engine {
                 return;
             }
         }
-        let Some(key) = &self.rules.key else {
-            self.hand_over(stream, peer);
-            return;
-        };
-        let machine = match Handshake::server(key) {
+        let machine = match self.rules.key.as_ref().map(Handshake::server).transpose() {
             Ok(m) => m,
             Err(e) => {
                 self.reject(peer.as_ref(), "handshake", &e);
                 return;
             }
         };
+        let tls = match self.tls_handshake() {
+            Ok(tls) => tls,
+            Err(e) => {
+                self.reject(peer.as_ref(), "handshake", &e);
+                return;
+            }
+        };
+        if machine.is_none() && !tls.is_some() {
+            self.hand_over(stream, peer);
+            return;
+        }
         while self.pending() >= self.rules.max_pending.max(1) {
             self.evict_oldest();
         }
         let deadline = now
             .checked_add(self.rules.handshake_timeout)
             .unwrap_or(now + Duration::from_secs(86_400 * 365));
-        let mut pending = Pending::new(stream, peer, machine, deadline);
+        let mut pending = Pending::new(stream, peer, machine, tls, deadline);
         match pending.advance() {
-            Progress::Authenticated => self.hand_over(pending.stream, pending.peer),
+            Progress::Authenticated => {
+                let (stream, peer) = pending.into_parts();
+                self.hand_over(stream, peer);
+            }
             Progress::Failed(e) => self.reject(pending.peer.as_ref(), "handshake", &e),
             Progress::Waiting { write } => self.park(pending, write),
         }
+    }
+
+    /// A TLS handshake for a new client, when the listener serves TLS.
+    fn tls_handshake(&self) -> Result<TlsHandshake> {
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.rules.tls {
+            return crate::tls::Handshaking::server(config).map(Some);
+        }
+        Ok(None)
     }
 
     fn check_credentials(&self, stream: &Stream) -> Result<()> {
@@ -405,7 +433,8 @@ impl Engine {
             }
             Progress::Authenticated => {
                 if let Some(p) = self.remove(slot) {
-                    self.hand_over(p.stream, p.peer);
+                    let (stream, peer) = p.into_parts();
+                    self.hand_over(stream, peer);
                 }
             }
             Progress::Failed(e) => {

@@ -44,6 +44,8 @@ pub struct ListenerBuilder {
     uids: Vec<u32>,
     gids: Vec<u32>,
     on_rejected: Option<OnRejected>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ListenerBuilder {
@@ -58,6 +60,8 @@ impl Default for ListenerBuilder {
             uids: Vec::new(),
             gids: Vec::new(),
             on_rejected: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -174,6 +178,28 @@ impl ListenerBuilder {
         self
     }
 
+    /// Serves TLS with `config`: every client's TLS handshake runs first (concurrently with
+    /// the others', within [`handshake_timeout`](ListenerBuilder::handshake_timeout)), then
+    /// the HMAC handshake inside it when a key is set, and every message is encrypted.
+    /// TCP addresses only. See [`procwire::tls`](crate::tls) for the configs and what each
+    /// proves.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let config = procwire::tls::server_config("cert.pem", "key.pem")?;
+    /// let listener = procwire::Listener::builder()
+    ///     .tls(config)
+    ///     .authkey("secret")
+    ///     .bind("0.0.0.0:7000")?;
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// The `listen(2)` backlog ([`DEFAULT_BACKLOG`](ListenerBuilder::DEFAULT_BACKLOG) unless set).
     pub fn backlog(mut self, backlog: u32) -> Self {
         self.backlog = backlog;
@@ -254,6 +280,13 @@ impl ListenerBuilder {
                 ),
             )));
         }
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() && !matches!(addr, Address::Tcp(_) | Address::TcpHost { .. }) {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!("cannot bind {addr} with tls: tls is for tcp addresses only"),
+            )));
+        }
         let bound =
             Bound::bind(&addr, opts).map_err(|e| e.context(|| format!("cannot bind {addr}")))?;
         let rules = Rules {
@@ -263,6 +296,8 @@ impl ListenerBuilder {
             uids: self.uids.clone(),
             gids: self.gids.clone(),
             on_rejected: self.on_rejected.clone(),
+            #[cfg(feature = "tls")]
+            tls: self.tls.clone(),
         };
         let poller = Arc::new(Poller::new()?);
         Ok(Listener {

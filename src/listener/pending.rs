@@ -10,11 +10,14 @@
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd};
+#[cfg(feature = "tls")]
+use std::sync::Arc;
 use std::time::Instant;
 
 use rustix::io::Errno;
 use rustix::net::RecvFlags;
 
+use super::engine::TlsHandshake;
 use crate::address::Address;
 use crate::auth::{Handshake, MAX_HANDSHAKE_MESSAGE_SIZE};
 use crate::error::{Error, Result};
@@ -45,7 +48,13 @@ pub(super) struct Pending {
     pub(super) stream: Stream,
     pub(super) peer: Option<Address>,
     pub(super) deadline: Instant,
-    machine: Handshake,
+    /// The HMAC handshake, when the listener has a key.
+    machine: Option<Handshake>,
+    /// The TLS handshake while it runs, when the listener serves TLS.
+    tls: TlsHandshake,
+    /// The TLS session once its handshake is done: the HMAC handshake runs inside it.
+    #[cfg(feature = "tls")]
+    session: Option<Arc<crate::tls::Session>>,
     buf: [u8; FRAME],
     /// Bytes of the current frame in `buf`.
     have: usize,
@@ -67,13 +76,17 @@ impl Pending {
     pub(super) fn new(
         stream: Stream,
         peer: Option<Address>,
-        machine: Handshake,
+        machine: Option<Handshake>,
+        tls: TlsHandshake,
         deadline: Instant,
     ) -> Pending {
         Pending {
             peer,
             deadline,
             machine,
+            tls,
+            #[cfg(feature = "tls")]
+            session: None,
             buf: [0; FRAME],
             have: 0,
             header: None,
@@ -92,23 +105,34 @@ impl Pending {
 
     /// The descriptor to read.
     pub(super) fn read_fd(&self) -> BorrowedFd<'_> {
-        match &self.stream {
-            Stream::Socket { fd, .. } => fd.as_fd(),
-            Stream::Pipes { read, .. } => read.as_fd(),
+        read_fd(&self.stream)
+    }
+
+    /// The stream, authenticated, for the connection: with its TLS session, if any.
+    pub(super) fn into_parts(self) -> (Stream, Option<Address>) {
+        #[cfg(feature = "tls")]
+        if let Some(session) = self.session {
+            return match self.stream {
+                Stream::Socket { fd, .. } => (Stream::Tls { fd, session }, self.peer),
+                other => (other, self.peer), // never: tls is for tcp only
+            };
         }
+        (self.stream, self.peer)
     }
 
     /// The descriptor to write, when it is not the one to read (a FIFO pair).
     pub(super) fn write_fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.stream {
-            Stream::Socket { .. } => None,
             Stream::Pipes { write, .. } => Some(write.as_fd()),
+            _ => None,
         }
     }
 
     fn kind(&self) -> Kind {
         match &self.stream {
             Stream::Socket { kind, .. } => *kind,
+            #[cfg(feature = "tls")]
+            Stream::Tls { .. } => Kind::Tcp,
             Stream::Pipes { .. } => Kind::Pipe,
         }
     }
@@ -123,8 +147,56 @@ impl Pending {
 
     /// Does every read and write that can be done now.
     pub(super) fn advance(&mut self) -> Progress {
+        #[cfg(feature = "tls")]
+        if let Some(progress) = self.advance_tls() {
+            return progress;
+        }
+        let Some(mut machine) = self.machine.take() else {
+            return self.flushed(Progress::Authenticated);
+        };
+        let progress = self.advance_hmac(&mut machine);
+        self.machine = Some(machine);
+        progress
+    }
+
+    /// Advances the TLS handshake while it runs; `None` once it is done.
+    #[cfg(feature = "tls")]
+    fn advance_tls(&mut self) -> Option<Progress> {
+        let hs = self.tls.as_mut()?;
+        match hs.advance(read_fd(&self.stream)) {
+            Ok(crate::tls::Step::Wait { write }) => Some(Progress::Waiting { write }),
+            Ok(crate::tls::Step::Done) => {
+                let hs = self.tls.take()?;
+                self.session = Some(Arc::new(hs.into_session()));
+                None
+            }
+            Err(e) => Some(Progress::Failed(e)),
+        }
+    }
+
+    /// `done`, once the ciphertext a TLS session holds is written (at once without one).
+    fn flushed(&mut self, done: Progress) -> Progress {
+        #[cfg(feature = "tls")]
+        if let Some(session) = &self.session {
+            match session.flush(read_fd(&self.stream), Kind::Tcp, true) {
+                Ok(true) => {}
+                Ok(false) if matches!(done, Progress::Authenticated) => {
+                    return Progress::Waiting { write: true };
+                }
+                Ok(false) => {}
+                Err(e) if matches!(done, Progress::Authenticated) => {
+                    return Progress::Failed(e.into());
+                }
+                Err(_) => {}
+            }
+        }
+        done
+    }
+
+    /// Advances the HMAC handshake (inside TLS, when there is a session).
+    fn advance_hmac(&mut self, machine: &mut Handshake) -> Progress {
         loop {
-            while let Some(payload) = self.machine.poll_transmit() {
+            while let Some(payload) = machine.poll_transmit() {
                 let header = Header::for_payload(payload.len() as u64).encode();
                 self.out.extend_from_slice(&header);
                 self.out.extend_from_slice(&payload);
@@ -148,10 +220,10 @@ impl Pending {
             self.out.clear();
             self.sent = 0;
             if let Some(e) = self.failed.take() {
-                return Progress::Failed(e);
+                return self.flushed(Progress::Failed(e));
             }
-            if self.machine.is_authenticated() {
-                return Progress::Authenticated;
+            if machine.is_authenticated() {
+                return self.flushed(Progress::Authenticated);
             }
             if !self.may_read {
                 return Progress::Waiting { write: false };
@@ -171,11 +243,11 @@ impl Pending {
                             expected: want as u64,
                         }
                     };
-                    self.failed = Some(self.machine.handle_receive_error(e));
+                    self.failed = Some(machine.handle_receive_error(e));
                 }
                 Ok(n) => {
                     self.have += n;
-                    if let Err(e) = self.take_frame() {
+                    if let Err(e) = self.take_frame(machine) {
                         self.failed = Some(e);
                     }
                 }
@@ -189,15 +261,15 @@ impl Pending {
 
     /// Decodes the header once it is whole, and hands a whole frame's payload to the
     /// machine.
-    fn take_frame(&mut self) -> Result<()> {
+    fn take_frame(&mut self, machine: &mut Handshake) -> Result<()> {
         if self.header.is_none() {
             let header = match Header::decode(&self.buf[..self.have]) {
                 Ok(Some(h)) => h,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(self.machine.handle_receive_error(e)),
+                Err(e) => return Err(machine.handle_receive_error(e)),
             };
             if header.payload_len() > MAX_HANDSHAKE_MESSAGE_SIZE {
-                return Err(self.machine.handle_receive_error(Error::MessageTooLarge {
+                return Err(machine.handle_receive_error(Error::MessageTooLarge {
                     len: header.payload_len(),
                     limit: MAX_HANDSHAKE_MESSAGE_SIZE,
                 }));
@@ -213,17 +285,19 @@ impl Pending {
         let payload = header.header_len()..self.have;
         self.have = 0;
         self.header = None;
-        self.machine.handle_message(&self.buf[payload])
+        machine.handle_message(&self.buf[payload])
     }
 
     /// One non-blocking read of at most what the current frame still needs.
     fn read(&mut self, want: usize) -> io::Result<usize> {
         let socket = self.kind().is_socket();
         let dst = &mut self.buf[self.have..want];
-        let fd = match &self.stream {
-            Stream::Socket { fd, .. } => fd.as_fd(),
-            Stream::Pipes { read, .. } => read.as_fd(),
-        };
+        let fd = read_fd(&self.stream);
+        #[cfg(feature = "tls")]
+        if let Some(session) = &self.session {
+            // Plaintext past this frame stays in the session, for the connection.
+            return session.read(fd, dst, RecvFlags::DONTWAIT);
+        }
         loop {
             let n = if socket {
                 // No control buffer: descriptors sent with these bytes are closed by the
@@ -245,11 +319,25 @@ impl Pending {
         let kind = self.kind();
         let fd = self.write_fd().unwrap_or_else(|| self.read_fd());
         let iov = [IoSlice::new(&self.out[self.sent..])];
+        #[cfg(feature = "tls")]
+        if let Some(session) = &self.session {
+            return session.write(fd, kind, &iov, true);
+        }
         loop {
             match transport::write_vectored(fd, kind, &iov, true) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => return other,
             }
         }
+    }
+}
+
+/// The descriptor of `stream` to read.
+fn read_fd(stream: &Stream) -> BorrowedFd<'_> {
+    match stream {
+        Stream::Socket { fd, .. } => fd.as_fd(),
+        #[cfg(feature = "tls")]
+        Stream::Tls { fd, .. } => fd.as_fd(),
+        Stream::Pipes { read, .. } => read.as_fd(),
     }
 }

@@ -33,7 +33,7 @@
 //! (`MSG_CMSG_CLOEXEC`).
 
 use std::collections::VecDeque;
-use std::io::{IoSlice, IoSliceMut};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
@@ -102,6 +102,9 @@ pub(crate) struct Inbox {
     /// end of file means the peer has not opened its write end yet (see
     /// [`await_writer`](Inbox::await_writer)).
     writer_due: Option<Instant>,
+    /// The TLS session every read goes through, on a TLS connection.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<std::sync::Arc<crate::tls::Session>>,
 }
 
 impl Inbox {
@@ -120,6 +123,8 @@ impl Inbox {
             drained: false,
             with_control: false,
             writer_due: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -184,6 +189,23 @@ impl Inbox {
         fd: BorrowedFd<'_>,
         buf: &mut [u8],
         flags: RecvFlags,
+    ) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let n = tls.read(fd, buf, flags)?;
+            self.received += n as u64;
+            self.drained = n < buf.len() && tls.drained();
+            return Ok(n);
+        }
+        Ok(self.read_plain(fd, buf, flags)?)
+    }
+
+    /// [`read_once`](Inbox::read_once) of the socket or pipe itself.
+    fn read_plain(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        buf: &mut [u8],
+        flags: RecvFlags,
     ) -> rustix::io::Result<usize> {
         let asked = buf.len();
         let n = match self.kind {
@@ -218,8 +240,8 @@ impl Inbox {
                     self.check()?;
                     return Ok(n);
                 }
-                Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) if self.writer_due.is_some() => {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.writer_due.is_some() => {
                     // A FIFO whose writer has not come yet (see `await_writer`): wait for
                     // its first byte or its hang-up, or the time allowed for it to come.
                     let wait = self
@@ -494,6 +516,6 @@ impl Writer {
 
     /// Whether a frame that a deadline interrupted still has bytes to send.
     pub(crate) fn has_unsent(&self) -> bool {
-        !self.unsent.is_empty()
+        !self.unsent.is_empty() || self.holds_ciphertext()
     }
 }

@@ -64,6 +64,11 @@ impl Writer {
 
     /// Copies `len` bytes of `file` from offset 0 to the descriptor.
     fn copy_file(&self, file: &File, len: u64, mut report: Option<&mut Report<'_>>) -> Result<()> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            // The bytes must pass through the session to be encrypted.
+            return self.copy_by_reading(file, 0, len, report);
+        }
         #[cfg(any(target_os = "linux", target_os = "android"))]
         let offset = match self.sendfile(file, len, report.as_deref_mut()) {
             Ok(()) => return Ok(()),

@@ -31,7 +31,7 @@ mod spin;
 mod writer;
 
 pub(crate) use self::nonblocking::remaining;
-#[cfg(any(feature = "tokio", feature = "async-io"))]
+#[cfg(any(feature = "tokio", feature = "async-io", feature = "tls"))]
 pub(crate) use self::nonblocking::wait_fd;
 use self::progress::Report;
 #[cfg(any(feature = "tokio", feature = "async-io"))]
@@ -167,6 +167,12 @@ impl<X> MessageSender<X> {
             fd,
             out: Mutex::new(Out { writer, state }),
         }
+    }
+
+    /// Sends everything through the TLS session `session` from now on; before any send.
+    #[cfg(feature = "tls")]
+    pub(crate) fn set_tls(&self, session: Arc<crate::tls::Session>) {
+        self.lock().writer.tls = Some(session);
     }
 
     /// Gives up the sending state and returns the descriptor.
@@ -332,6 +338,13 @@ impl<X> MessageReceiver<X> {
     /// write end yet (a FIFO pair); see `Inbox::await_writer`.
     pub(crate) fn await_writer(&self, due: Instant) {
         self.lock().reader.anc.await_writer(due);
+    }
+
+    /// Reads everything through the TLS session `session` from now on; before any
+    /// receive.
+    #[cfg(feature = "tls")]
+    pub(crate) fn set_tls(&self, session: Arc<crate::tls::Session>) {
+        self.lock().reader.anc.tls = Some(session);
     }
 
     /// Sets the spin of blocking receives; see `spin.rs`.

@@ -65,6 +65,28 @@ impl Reader {
         self.failed.is_some() || self.dec.ready()
     }
 
+    /// Whether bytes of the stream are held in this process outside the buffer, where the
+    /// descriptor's readiness does not show them: on a TLS connection, ciphertext not yet
+    /// decrypted or plaintext not yet read into the buffer.
+    #[inline]
+    pub(crate) fn holds_unread(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.anc.tls {
+            return tls.holds_input();
+        }
+        false
+    }
+
+    /// Whether the next receive returns without blocking, judged without waiting: from the
+    /// buffer, and when [`holds_unread`](Reader::holds_unread) from a read of those bytes
+    /// too (which may also read the descriptor, never blocking).
+    pub(crate) fn ready_held(&mut self) -> bool {
+        if self.ready_buffered() {
+            return true;
+        }
+        self.holds_unread() && self.poll_now()
+    }
+
     /// Reads whatever has arrived, without blocking, until the next frame is whole or
     /// nothing more is there. Returns whether the next receive will not block: a whole
     /// frame, the end of the stream, or an error (kept for that receive to report).
@@ -117,9 +139,9 @@ impl Reader {
                     dec.advance(n);
                     return Ok(Some(n));
                 }
-                Err(Errno::AGAIN) => return Ok(None),
-                Err(Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
     }
@@ -205,7 +227,7 @@ impl Writer {
             .into());
         }
         if self.unsent.is_empty() {
-            return Ok(());
+            return self.flush_ciphertext_or_fail(deadline, self.unsent.frame_len);
         }
         let bytes = std::mem::take(&mut self.unsent.bytes);
         let mut frame = Frame {
@@ -219,9 +241,22 @@ impl Writer {
         if self.unsent.is_empty() {
             self.unsent.bytes.clear();
             self.unsent.pos = 0;
-            return Ok(());
+            return self.flush_ciphertext_or_fail(deadline, self.unsent.frame_len);
         }
         Err(self.unsent.error())
+    }
+
+    /// Writes the ciphertext a TLS session holds until `deadline`; when some is left then,
+    /// [`Error::PartlySent`] for the frame of `frame_len` bytes it belongs to, counting as
+    /// sent the bytes whose ciphertext left (a lower bound: records add a few bytes each).
+    fn flush_ciphertext_or_fail(&self, deadline: Option<Instant>, frame_len: u64) -> Result<()> {
+        if !self.holds_ciphertext() || self.flush_ciphertext(deadline)? {
+            return Ok(());
+        }
+        Err(Error::PartlySent {
+            sent: frame_len.saturating_sub(self.ciphertext_len() as u64),
+            len: frame_len,
+        })
     }
 
     /// Sends one frame unless `deadline` passes first; see `Sender::send_timeout`.
@@ -242,7 +277,9 @@ impl Writer {
         self.write_frame(&mut frame, Some(deadline))?;
         match frame.sent {
             0 => Err(Error::Timeout),
-            n if n == frame.len() => Ok(()),
+            n if n == frame.len() => {
+                self.flush_ciphertext_or_fail(Some(deadline), frame.len() as u64)
+            }
             _ => {
                 self.keep_rest(&frame);
                 Err(self.unsent.error())
@@ -261,7 +298,7 @@ impl Writer {
             return self.flush_until(None).map(|()| false);
         }
         if self.unsent.is_empty() {
-            return Ok(true);
+            return self.try_flush_ciphertext();
         }
         let bytes = std::mem::take(&mut self.unsent.bytes);
         let mut sent = 0;
@@ -311,7 +348,8 @@ impl Writer {
                 None => return Ok(false),
             }
         }
-        Ok(true)
+        // Over TLS the last bytes taken may still be ciphertext here.
+        self.try_flush_ciphertext()
     }
 
     /// One write that never blocks: the count, or `None` when the kernel would block.

@@ -24,6 +24,9 @@ pub(crate) struct Writer {
     /// Where a small frame is put together: allocated once with the writer, so a small
     /// send neither zeroes nor allocates a buffer.
     pub(super) small: Box<[u8; MAX_HEADER_LEN + SMALL_FRAME]>,
+    /// The TLS session every write goes through, on a TLS connection.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Arc<crate::tls::Session>>,
 }
 
 impl Writer {
@@ -34,6 +37,8 @@ impl Writer {
             unsent: Unsent::default(),
             broken: false,
             small: Box::new([0; MAX_HEADER_LEN + SMALL_FRAME]),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -81,7 +86,53 @@ impl Writer {
     /// Whether a send must first finish (or refuse because of) an earlier frame.
     #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
     pub(crate) fn needs_flush(&self) -> bool {
-        self.broken || !self.unsent.is_empty()
+        self.broken || !self.unsent.is_empty() || self.holds_ciphertext()
+    }
+
+    /// Whether a TLS session holds ciphertext of bytes already taken that is not written
+    /// yet (a non-blocking write left it).
+    #[inline]
+    pub(super) fn holds_ciphertext(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.has_output();
+        }
+        false
+    }
+
+    /// How many bytes of ciphertext [`holds_ciphertext`](Writer::holds_ciphertext) holds.
+    pub(super) fn ciphertext_len(&self) -> usize {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.output_len();
+        }
+        0
+    }
+
+    /// Writes what [`holds_ciphertext`](Writer::holds_ciphertext) holds: until `deadline`
+    /// (`None`: as long as needed); `Ok(false)` when some is left then.
+    pub(super) fn flush_ciphertext(&self, deadline: Option<std::time::Instant>) -> Result<bool> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let fd = self.fd.as_fd();
+            return Ok(match deadline {
+                Some(d) => tls.flush_until(fd, self.kind, d)?,
+                None => tls.flush(fd, self.kind, false)?,
+            });
+        }
+        let _ = deadline;
+        Ok(true)
+    }
+
+    /// Writes what [`holds_ciphertext`](Writer::holds_ciphertext) holds without blocking;
+    /// `Ok(false)` when some is left.
+    #[cfg_attr(not(any(feature = "tokio", feature = "async-io")), allow(dead_code))]
+    pub(super) fn try_flush_ciphertext(&self) -> Result<bool> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return Ok(tls.flush(self.fd.as_fd(), self.kind, true)?);
+        }
+        Ok(true)
     }
 
     /// Writes all of `iov`, blocking as long as needed.
@@ -105,6 +156,10 @@ impl Writer {
         iov: &[IoSlice<'_>],
         nonblocking: bool,
     ) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.write(self.fd.as_fd(), self.kind, iov, nonblocking);
+        }
         transport::write_vectored(self.fd.as_fd(), self.kind, iov, nonblocking)
     }
 }

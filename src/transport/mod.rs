@@ -108,6 +108,15 @@ pub(crate) enum Stream {
         /// Its kind.
         kind: Kind,
     },
+    /// A TCP socket with a TLS session whose handshake is done: the session encrypts
+    /// everything written and decrypts everything read.
+    #[cfg(feature = "tls")]
+    Tls {
+        /// The socket.
+        fd: OwnedFd,
+        /// The session.
+        session: std::sync::Arc<crate::tls::Session>,
+    },
     /// Two one-way descriptors: a pair of FIFOs.
     Pipes {
         /// The end this side reads.

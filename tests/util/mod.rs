@@ -5,6 +5,8 @@
 #![allow(dead_code, unused_macros, unused_imports)]
 
 pub(crate) mod child;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 pub(crate) mod transport;
 
 use std::fs::File;
