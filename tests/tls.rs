@@ -440,3 +440,138 @@ fn tls_refuses_addresses_that_are_not_tcp() {
         .unwrap_err();
     assert!(err.to_string().contains("tcp addresses only"), "{err}");
 }
+
+/// A raw TLS peer (rustls over a std socket, no procwire) connected to a procwire TLS
+/// listener without a key, and the procwire end it was accepted as: the bytes the peer
+/// writes are the plain stream procwire reads, so framing can be broken inside TLS.
+fn raw_tls_peer() -> (
+    procwire::tls::rustls::StreamOwned<
+        procwire::tls::rustls::ClientConnection,
+        std::net::TcpStream,
+    >,
+    Connection<u64, u64>,
+) {
+    let listener = Listener::builder().tls(server()).bind("127.0.0.1:0").unwrap();
+    let procwire::Address::Tcp(sa) = listener.local_addr().clone() else {
+        panic!("tcp")
+    };
+    let accepting = thread::spawn(move || listener.accept_timeout::<u64, u64>(WAIT));
+    let tcp = std::net::TcpStream::connect(sa).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let mut conn =
+        procwire::tls::rustls::ClientConnection::new(client(), "localhost".try_into().unwrap())
+            .unwrap();
+    let mut tcp = tcp;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    let stream = procwire::tls::rustls::StreamOwned::new(conn, tcp);
+    (stream, accepting.join().unwrap().unwrap())
+}
+
+#[test]
+fn half_a_frame_inside_tls_is_not_a_message_for_receives_wait_and_a_wait_set() {
+    bounded(|| {
+        use std::io::Write;
+        let (mut peer, conn) = raw_tls_peer();
+        let whole = util::frame(b"0123456789");
+        peer.write_all(&whole[..7]).unwrap();
+        peer.flush().unwrap();
+        let short = Duration::from_millis(50);
+        assert!(matches!(conn.recv_bytes_timeout(short), Err(Error::Timeout)));
+        assert!(procwire::wait(&[&conn], Some(short)).unwrap().is_empty());
+        assert!(!conn.poll(Some(short)).unwrap());
+        peer.write_all(&whole[7..]).unwrap();
+        // Two more whole frames in the same record: the second stays decrypted but unread
+        // in the session after the first is received, and must still count as ready.
+        let mut two = util::frame(b"second");
+        two.extend(util::frame(b"third"));
+        peer.write_all(&two).unwrap();
+        peer.flush().unwrap();
+        assert_eq!(procwire::wait(&[&conn], Some(WAIT)).unwrap(), [0]);
+        assert_eq!(conn.recv_bytes_timeout(WAIT).unwrap(), b"0123456789");
+        let mut set = procwire::WaitSet::new().unwrap();
+        set.insert("c", conn).unwrap();
+        let mut ready = Vec::new();
+        for expected in [&b"second"[..], b"third"] {
+            set.wait(&mut ready, Some(WAIT)).unwrap();
+            assert_eq!(ready, ["c"]);
+            assert_eq!(set.get(&"c").unwrap().recv_bytes().unwrap(), expected);
+        }
+        set.wait(&mut ready, Some(short)).unwrap();
+        assert!(ready.is_empty(), "{ready:?}");
+        // A large payload read straight into the caller's slice stops at its end: the
+        // small frame decrypted with its last record stays in the session, where the
+        // socket's readiness does not show it.
+        let (mut peer, conn) = raw_tls_peer();
+        let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let mut both = util::frame(&big);
+        both.extend(util::frame(b"small"));
+        peer.write_all(&both).unwrap();
+        peer.flush().unwrap();
+        let mut dst = vec![0u8; big.len()];
+        assert_eq!(conn.recv_bytes_into_timeout(&mut dst, WAIT).unwrap(), big.len());
+        assert!(dst == big);
+        let mut set = procwire::WaitSet::new().unwrap();
+        set.insert("c", conn).unwrap();
+        set.wait(&mut ready, Some(Duration::from_secs(2))).unwrap();
+        assert_eq!(ready, ["c"], "the small frame is ready");
+        assert_eq!(set.get(&"c").unwrap().recv_bytes().unwrap(), b"small");
+    });
+}
+
+#[test]
+fn a_stream_cut_inside_a_frame_inside_tls_is_truncated_with_or_without_close_notify() {
+    bounded(|| {
+        use std::io::Write;
+        for notify in [true, false] {
+            let (mut peer, conn) = raw_tls_peer();
+            peer.write_all(b"\x00\x00\x00\x09hello").unwrap();
+            if notify {
+                peer.conn.send_close_notify();
+            }
+            peer.flush().unwrap();
+            drop(peer);
+            match conn.recv_bytes_timeout(WAIT) {
+                Err(Error::Truncated {
+                    received: 9,
+                    expected: 13,
+                }) => {}
+                other => panic!("close_notify {notify}: {other:?}"),
+            }
+        }
+        // At a boundary it is the end of the stream.
+        let (mut peer, conn) = raw_tls_peer();
+        peer.write_all(&util::frame(b"last")).unwrap();
+        peer.conn.send_close_notify();
+        peer.flush().unwrap();
+        drop(peer);
+        assert_eq!(conn.recv_bytes_timeout(WAIT).unwrap(), b"last");
+        assert!(matches!(conn.recv_bytes_timeout(WAIT), Err(Error::Disconnected)));
+    });
+}
+
+#[test]
+fn hostile_headers_inside_tls_stop_receiving_and_sending_still_works() {
+    bounded(|| {
+        use std::io::{Read, Write};
+        for (header, oversized) in [
+            (&[0xff, 0xff, 0xff, 0xff, 0, 0, 1, 0, 0, 0, 0, 0][..], true),
+            (&[0x80, 0, 0, 1][..], false),
+        ] {
+            let (mut peer, conn) = raw_tls_peer();
+            peer.write_all(header).unwrap();
+            peer.flush().unwrap();
+            let err = conn.recv_bytes_timeout(WAIT).unwrap_err();
+            match (&err, oversized) {
+                (Error::MessageTooLarge { len, .. }, true) => assert_eq!(*len, 1 << 40),
+                (Error::Protocol(_), false) => {}
+                _ => panic!("{err:?}"),
+            }
+            conn.send_bytes(b"still here").unwrap();
+            let mut got = [0u8; 14];
+            peer.read_exact(&mut got).unwrap();
+            assert_eq!(&got[4..], b"still here");
+        }
+    });
+}

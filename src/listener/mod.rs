@@ -184,6 +184,12 @@ impl ListenerBuilder {
     /// TCP addresses only. See [`procwire::tls`](crate::tls) for the configs and what each
     /// proves.
     ///
+    /// The listener uses a copy of `config` that sends no TLS 1.3 session tickets
+    /// (`send_tls13_tickets = 0`): a client that only sends never reads them, and a socket
+    /// closed with bytes unread is reset by the kernel, which can destroy the client's
+    /// last messages before the server has read them. Clients therefore do a full
+    /// handshake on every connection.
+    ///
     /// # Examples
     ///
     /// ```no_run
@@ -196,7 +202,9 @@ impl ListenerBuilder {
     /// ```
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
-        self.tls = Some(config);
+        let mut config = Arc::unwrap_or_clone(config);
+        config.send_tls13_tickets = 0;
+        self.tls = Some(Arc::new(config));
         self
     }
 

@@ -23,6 +23,8 @@ pub(crate) enum Transport {
     UnixPath,
     Abstract,
     Fifo,
+    /// TCP over IPv4 with TLS (feature `tls`).
+    Tls,
 }
 
 impl Transport {
@@ -44,8 +46,31 @@ impl Transport {
         )
     }
 
-    /// Whether this host can run it: `::1` may be missing (said out loud when it is).
+    /// Whether bytes written to its descriptor directly reach the receiver as stream
+    /// bytes: not over TLS, where they are forged records (tests/tls.rs tests that).
+    pub(crate) fn raw_writes(self) -> bool {
+        self != Transport::Tls
+    }
+
+    /// Says out loud that the part of `behaviour` that writes raw bytes does not run over
+    /// this transport, and why; whether it runs.
+    pub(crate) fn runs_raw(self, behaviour: &str) -> bool {
+        if !self.raw_writes() {
+            println!(
+                "{behaviour} over {self:?}: the part that writes raw bytes is NOT RUN: bytes \
+                 written around TLS are forged records (tests/tls.rs checks they fail)"
+            );
+        }
+        self.raw_writes()
+    }
+
+    /// Whether this host can run it: `::1` may be missing (said out loud when it is), and
+    /// TLS needs the `tls` feature.
     pub(crate) fn available(self) -> bool {
+        if self == Transport::Tls && !cfg!(feature = "tls") {
+            println!("NOTE: built without the `tls` feature; the Tls transport is not run");
+            return false;
+        }
         static V6: OnceLock<bool> = OnceLock::new();
         self != Transport::Tcp6
             || *V6.get_or_init(|| {
@@ -62,7 +87,7 @@ impl Transport {
         let n = unique();
         let dir = scratch_dir();
         match self {
-            Transport::Tcp4 => "127.0.0.1:0".into(),
+            Transport::Tcp4 | Transport::Tls => "127.0.0.1:0".into(),
             Transport::Tcp6 => "[::1]:0".into(),
             Transport::UnixPath => dir.join(format!("s{n}.sock")).display().to_string(),
             Transport::Abstract => format!("@pw-contract-{}-{n}", std::process::id()),
@@ -128,6 +153,15 @@ pub(crate) fn through_listener(
     addr: String,
     keys: (Option<&str>, Option<&str>),
 ) -> procwire::Result<(Conn, Conn)> {
+    through_listener_over(addr, keys, false)
+}
+
+/// [`through_listener`], over TLS when `tls` (the test certificates of `util::tls`).
+pub(crate) fn through_listener_over(
+    addr: String,
+    keys: (Option<&str>, Option<&str>),
+    tls: bool,
+) -> procwire::Result<(Conn, Conn)> {
     // `accept` returns only authenticated clients; one it refuses comes back through
     // `on_rejected`, as the error the server side reports here.
     let (refused_tx, refused) = std::sync::mpsc::channel();
@@ -143,6 +177,10 @@ pub(crate) fn through_listener(
     });
     if let Some(k) = keys.0 {
         lb = lb.authkey(k);
+    }
+    #[cfg(feature = "tls")]
+    if tls {
+        lb = lb.tls(super::tls::server());
     }
     let listener = lb.bind(addr.as_str())?;
     let local = listener.local_addr().clone();
@@ -162,6 +200,11 @@ pub(crate) fn through_listener(
     if let Some(k) = keys.1 {
         cb = cb.authkey(k);
     }
+    #[cfg(feature = "tls")]
+    if tls {
+        cb = cb.tls(super::tls::client(), "localhost");
+    }
+    let _ = tls;
     let client = cb.connect(&local);
     let server = server.join().unwrap();
     Ok((client?, server?))
@@ -201,7 +244,9 @@ impl Link {
                 };
             }
             Transport::Socketpair => procwire::duplex::<Msg, Msg>().unwrap(),
-            _ => through_listener(t.listener_addr(), (None, None)).unwrap(),
+            _ => {
+                through_listener_over(t.listener_addr(), (None, None), t == Transport::Tls).unwrap()
+            }
         };
         if reverse {
             Link::from_ends(b, a)
