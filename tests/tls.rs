@@ -451,7 +451,10 @@ fn raw_tls_peer() -> (
     >,
     Connection<u64, u64>,
 ) {
-    let listener = Listener::builder().tls(server()).bind("127.0.0.1:0").unwrap();
+    let listener = Listener::builder()
+        .tls(server())
+        .bind("127.0.0.1:0")
+        .unwrap();
     let procwire::Address::Tcp(sa) = listener.local_addr().clone() else {
         panic!("tcp")
     };
@@ -478,7 +481,10 @@ fn half_a_frame_inside_tls_is_not_a_message_for_receives_wait_and_a_wait_set() {
         peer.write_all(&whole[..7]).unwrap();
         peer.flush().unwrap();
         let short = Duration::from_millis(50);
-        assert!(matches!(conn.recv_bytes_timeout(short), Err(Error::Timeout)));
+        assert!(matches!(
+            conn.recv_bytes_timeout(short),
+            Err(Error::Timeout)
+        ));
         assert!(procwire::wait(&[&conn], Some(short)).unwrap().is_empty());
         assert!(!conn.poll(Some(short)).unwrap());
         peer.write_all(&whole[7..]).unwrap();
@@ -510,7 +516,10 @@ fn half_a_frame_inside_tls_is_not_a_message_for_receives_wait_and_a_wait_set() {
         peer.write_all(&both).unwrap();
         peer.flush().unwrap();
         let mut dst = vec![0u8; big.len()];
-        assert_eq!(conn.recv_bytes_into_timeout(&mut dst, WAIT).unwrap(), big.len());
+        assert_eq!(
+            conn.recv_bytes_into_timeout(&mut dst, WAIT).unwrap(),
+            big.len()
+        );
         assert!(dst == big);
         let mut set = procwire::WaitSet::new().unwrap();
         set.insert("c", conn).unwrap();
@@ -547,7 +556,10 @@ fn a_stream_cut_inside_a_frame_inside_tls_is_truncated_with_or_without_close_not
         peer.flush().unwrap();
         drop(peer);
         assert_eq!(conn.recv_bytes_timeout(WAIT).unwrap(), b"last");
-        assert!(matches!(conn.recv_bytes_timeout(WAIT), Err(Error::Disconnected)));
+        assert!(matches!(
+            conn.recv_bytes_timeout(WAIT),
+            Err(Error::Disconnected)
+        ));
     });
 }
 

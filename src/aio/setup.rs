@@ -345,6 +345,18 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
         self
     }
 
+    /// See [`ClientBuilder::tls`](crate::ClientBuilder::tls): the TLS handshake runs on
+    /// the runtime's readiness, within the handshake timeout.
+    #[cfg(feature = "tls")]
+    pub fn tls(
+        mut self,
+        config: Arc<rustls::ClientConfig>,
+        server_name: impl Into<String>,
+    ) -> Self {
+        self.options = self.options.tls(config, server_name);
+        self
+    }
+
     /// Connects with the default codec; see [`connect_with`](ClientBuilder::connect_with).
     ///
     /// # Errors
@@ -423,6 +435,18 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
         codec: C,
     ) -> Result<Connection<S, R, C, Rt>> {
         let o = &self.options;
+        #[cfg(feature = "tls")]
+        let stream = match &o.tls {
+            Some((config, name)) => {
+                let started =
+                    within::<Rt, _>(o.handshake_timeout, tls_client::<Rt>(stream, config, name));
+                started
+                    .await
+                    .map_err(|e| crate::client::tls_failed(addr, e))
+                    .inspect_err(|e| trace::client_handshake_failed(addr, e))?
+            }
+            None => stream,
+        };
         let mut conn = Connection::from_stream(stream, codec, o.max_message_size)?;
         if let Some(key) = &o.authkey {
             within::<Rt, _>(o.handshake_timeout, client_handshake(&mut conn, key))
@@ -515,6 +539,58 @@ async fn tcp_connect<Rt: Runtime>(sa: std::net::SocketAddr) -> io::Result<Socket
 }
 
 /// The client's side of CPython's handshake, driven over the async connection.
+/// Runs a client's TLS handshake on `stream`, a TCP socket, on `Rt`'s readiness.
+#[cfg(feature = "tls")]
+async fn tls_client<Rt: Runtime>(
+    stream: Stream,
+    config: &Arc<rustls::ClientConfig>,
+    name: &str,
+) -> Result<Stream> {
+    use crate::tls::{Handshaking, Step};
+    let Stream::Socket {
+        fd,
+        kind: Kind::Tcp,
+    } = stream
+    else {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "tls is for tcp addresses only",
+        )));
+    };
+    let fd = Arc::new(fd);
+    let mut hs = Handshaking::client(config, name)?;
+    {
+        let reg = register_nonblocking::<Rt>(&fd)?;
+        let mut want = match hs.advance(fd.as_fd())? {
+            Step::Done => None,
+            Step::Wait { write } => Some(write),
+        };
+        while let Some(write) = want {
+            let mut op = || match hs.advance(fd.as_fd())? {
+                Step::Wait { write: w } if w == write => Ok(None),
+                Step::Wait { write: w } => Ok(Some(Some(w))),
+                Step::Done => Ok(Some(None)),
+            };
+            want =
+                std::future::poll_fn(|cx| Rt::poll_io(&reg, write, &Cell::new(false), cx, &mut op))
+                    .await?;
+        }
+    }
+    let fd = Arc::try_unwrap(fd)
+        .map_err(|_| io::Error::other("the socket of the tls handshake is still shared"))?;
+    Ok(Stream::Tls {
+        fd,
+        session: Arc::new(hs.into_session()),
+    })
+}
+
+/// Registers `fd` with `Rt`'s reactor after putting it in non-blocking mode.
+#[cfg(feature = "tls")]
+fn register_nonblocking<Rt: Runtime>(fd: &Arc<OwnedFd>) -> Result<Rt::Registration> {
+    transport::set_blocking(fd.as_fd(), false)?;
+    Ok(Rt::register(Arc::clone(fd))?)
+}
+
 async fn client_handshake<S, R, C, Rt: Runtime>(
     conn: &mut Connection<S, R, C, Rt>,
     key: &AuthKey,
