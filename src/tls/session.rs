@@ -50,6 +50,13 @@ pub(crate) struct Input {
     eof: bool,
     /// Whether this read call found the socket empty (a short read).
     drained: bool,
+    /// Whether rustls may hold decrypted bytes not yet read: after a read that filled its
+    /// destination (rustls copies all it has when they fit), and before the first read
+    /// (the handshake may have decrypted some).
+    maybe_plaintext: bool,
+    /// Whether the last read left nothing anywhere: the socket read short, no ciphertext is
+    /// held, and rustls holds no plaintext.
+    settled: bool,
 }
 
 impl Input {
@@ -60,6 +67,8 @@ impl Input {
             end: 0,
             eof: false,
             drained: false,
+            maybe_plaintext: true,
+            settled: false,
         }
     }
 
@@ -216,6 +225,8 @@ impl Session {
         input.drained = false;
         loop {
             if let Some(n) = self.plaintext(&mut input, dst)? {
+                input.maybe_plaintext = n == dst.len();
+                input.settled = input.drained && input.held() == 0 && !input.maybe_plaintext;
                 return Ok(n);
             }
             input.fill(fd, flags)?;
@@ -248,23 +259,14 @@ impl Session {
     /// Whether the last read found the socket empty and nothing is left here: only then
     /// may an async driver wait for the socket's readiness before reading again.
     pub(crate) fn drained(&self) -> bool {
-        let input = lock(&self.input);
-        input.drained && input.held() == 0 && !self.has_plaintext()
+        lock(&self.input).settled
     }
 
-    fn has_plaintext(&self) -> bool {
-        // Everything fed was processed already: this only reads the state (or repeats an
-        // error, which the next read reports).
-        lock(&self.conn)
-            .process_new_packets()
-            .map(|s| s.plaintext_bytes_to_read() > 0)
-            .unwrap_or(true)
-    }
-
-    /// Whether bytes of the stream are held here (ciphertext not yet decrypted, or
+    /// Whether bytes of the stream may be held here (ciphertext not yet decrypted, or
     /// plaintext not yet read), which the socket's readiness does not show.
     pub(crate) fn holds_input(&self) -> bool {
-        lock(&self.input).held() > 0 || self.has_plaintext()
+        let input = lock(&self.input);
+        input.held() > 0 || input.maybe_plaintext
     }
 
     /// Encrypts and writes bytes of `iov` (ciphertext an earlier write left goes first);
