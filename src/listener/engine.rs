@@ -324,7 +324,7 @@ impl Engine {
                 return;
             }
         };
-        if machine.is_none() && !tls.is_some() {
+        if machine.is_none() && tls.is_none() {
             self.hand_over(stream, peer);
             return;
         }

@@ -51,6 +51,7 @@ pub(super) struct Pending {
     /// The HMAC handshake, when the listener has a key.
     machine: Option<Handshake>,
     /// The TLS handshake while it runs, when the listener serves TLS.
+    #[cfg(feature = "tls")]
     tls: TlsHandshake,
     /// The TLS session once its handshake is done: the HMAC handshake runs inside it.
     #[cfg(feature = "tls")]
@@ -80,10 +81,13 @@ impl Pending {
         tls: TlsHandshake,
         deadline: Instant,
     ) -> Pending {
+        #[cfg(not(feature = "tls"))]
+        let None = tls;
         Pending {
             peer,
             deadline,
             machine,
+            #[cfg(feature = "tls")]
             tls,
             #[cfg(feature = "tls")]
             session: None,

@@ -194,7 +194,7 @@ impl Inbox {
         if let Some(tls) = &self.tls {
             let n = tls.read(fd, buf, flags)?;
             self.received += n as u64;
-            self.drained = n < buf.len() && tls.drained();
+            self.drained = n < buf.len() && tls.settled();
             return Ok(n);
         }
         Ok(self.read_plain(fd, buf, flags)?)

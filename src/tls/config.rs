@@ -61,7 +61,7 @@ fn roots(path: &Path) -> Result<RootCertStore> {
 /// server's certificate first) and `key`, asking clients for no certificate.
 ///
 /// For [`ListenerBuilder::tls`](crate::ListenerBuilder::tls). Build a
-/// [`rustls::ServerConfig`] yourself for anything else (session resumption settings,
+/// [`rustls::ServerConfig`](https://docs.rs/rustls/0.23/rustls/server/struct.ServerConfig.html) yourself for anything else (session resumption settings,
 /// ALPN, a custom client verifier).
 ///
 /// # Errors

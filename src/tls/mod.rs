@@ -17,7 +17,7 @@
 //! | [`server_config_mutual`] + [`client_config_mutual`] | its certificate | its certificate |
 //! | [`pinned_client_config`] + a key | exactly that (self-signed) certificate | the key |
 //!
-//! The configs are plain [`rustls::ServerConfig`] and [`rustls::ClientConfig`]: build
+//! The configs are plain [`rustls::ServerConfig`](https://docs.rs/rustls/0.23/rustls/server/struct.ServerConfig.html) and [`rustls::ClientConfig`](https://docs.rs/rustls/0.23/rustls/client/struct.ClientConfig.html): build
 //! your own for anything the helpers do not cover. The crypto provider is rustls's default
 //! (aws-lc-rs).
 //!

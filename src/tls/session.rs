@@ -258,7 +258,7 @@ impl Session {
 
     /// Whether the last read found the socket empty and nothing is left here: only then
     /// may an async driver wait for the socket's readiness before reading again.
-    pub(crate) fn drained(&self) -> bool {
+    pub(crate) fn settled(&self) -> bool {
         lock(&self.input).settled
     }
 
