@@ -587,3 +587,109 @@ fn hostile_headers_inside_tls_stop_receiving_and_sending_still_works() {
         }
     });
 }
+
+#[test]
+fn rpc_requests_in_flight_are_matched_over_tls() {
+    use procwire::rpc::{serve, Envelope, Requester};
+    type Rpc = Connection<Envelope<u64, u64>, Envelope<u64, u64>>;
+    bounded(|| {
+        let listener = Listener::builder()
+            .tls(server())
+            .authkey("k")
+            .bind("127.0.0.1:0")
+            .unwrap();
+        let addr = listener.local_addr().clone();
+        thread::spawn(move || {
+            let conn: Rpc = listener.accept().unwrap();
+            serve(&conn, |call| Ok::<_, String>(call.body * 3))
+        });
+        let conn: Rpc = Client::builder()
+            .tls(client(), "localhost")
+            .authkey("k")
+            .connect(&addr)
+            .unwrap();
+        let requester = Requester::new(conn).unwrap();
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let r = requester.clone();
+                thread::spawn(move || {
+                    for i in 0..50 {
+                        let n = t * 1000 + i;
+                        assert_eq!(r.request(n, WAIT).unwrap(), n * 3);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    });
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn an_async_tls_listener_serves_while_a_silent_and_a_stalled_client_wait_for_their_deadline() {
+    bounded(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (rej_tx, rejected) = std::sync::mpsc::channel();
+            let rej_tx = std::sync::Mutex::new(rej_tx);
+            let blocking = Listener::builder()
+                .tls(server())
+                .authkey("k")
+                .handshake_timeout(Duration::from_secs(1))
+                .on_rejected(move |_, e| {
+                    let _ = rej_tx.lock().unwrap().send(e.to_string());
+                })
+                .bind("127.0.0.1:0")
+                .unwrap();
+            let mut listener = procwire::tokio::Listener::from_blocking(blocking).unwrap();
+            let addr = listener.local_addr().clone();
+            let _silent = raw_client(&addr, &[]);
+            let _stalled = raw_client(&addr, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]);
+            let start = Instant::now();
+            let client = async {
+                let mut conn = procwire::tokio::Client::builder()
+                    .tls(client(), "localhost")
+                    .authkey("k")
+                    .connect::<u64, u64, _>(&addr)
+                    .await
+                    .unwrap();
+                conn.send(&9).await.unwrap();
+                conn.recv().await.unwrap()
+            };
+            let server = async {
+                let mut conn = listener.accept::<u64, u64>().await.unwrap();
+                let n = conn.recv().await.unwrap();
+                conn.send(&(n + 1)).await.unwrap();
+            };
+            let (answer, ()) = futures_util::join!(client, server);
+            assert_eq!(answer, 10);
+            assert!(
+                start.elapsed() < Duration::from_millis(900),
+                "{:?}",
+                start.elapsed()
+            );
+            // `accept` keeps driving the engine until both are dropped at the deadline.
+            let deadline = tokio::time::sleep(Duration::from_secs(5));
+            tokio::pin!(deadline);
+            let mut reasons = Vec::new();
+            while reasons.len() < 2 {
+                tokio::select! {
+                    _ = &mut deadline => panic!("only {reasons:?} in time"),
+                    r = listener.accept::<u64, u64>() => panic!("accepted {:?}", r.map(|_| ())),
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                        reasons.extend(rejected.try_iter());
+                    }
+                }
+            }
+            assert!(
+                reasons.iter().all(|r| r.contains("within 1s")),
+                "{reasons:?}"
+            );
+        });
+    });
+}

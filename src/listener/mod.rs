@@ -68,8 +68,8 @@ impl Default for ListenerBuilder {
 
 impl fmt::Debug for ListenerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ListenerBuilder")
-            .field("authkey", &self.authkey)
+        let mut d = f.debug_struct("ListenerBuilder");
+        d.field("authkey", &self.authkey)
             .field("backlog", &self.backlog)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("max_pending_handshakes", &self.max_pending_handshakes)
@@ -77,8 +77,10 @@ impl fmt::Debug for ListenerBuilder {
             .field("unix_mode", &format_args!("{:#o}", self.unix_mode))
             .field("allow_uids", &self.uids)
             .field("allow_gids", &self.gids)
-            .field("on_rejected", &self.on_rejected.is_some())
-            .finish()
+            .field("on_rejected", &self.on_rejected.is_some());
+        #[cfg(feature = "tls")]
+        d.field("tls", &self.tls.is_some());
+        d.finish()
     }
 }
 
