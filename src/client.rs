@@ -306,10 +306,14 @@ impl ClientBuilder {
             else {
                 return Err(tls_needs_tcp(addr));
             };
-            let session =
-                crate::tls::client_blocking(fd.as_fd(), config, name, self.handshake_timeout)
-                    .map_err(|e| tls_failed(addr, e))
-                    .inspect_err(|e| trace::client_handshake_failed(addr, e))?;
+            let session = crate::transport::tls::client_blocking(
+                fd.as_fd(),
+                config,
+                name,
+                self.handshake_timeout,
+            )
+            .map_err(|e| tls_failed(addr, e))
+            .inspect_err(|e| trace::client_handshake_failed(addr, e))?;
             return Ok(Stream::Tls {
                 fd,
                 session: std::sync::Arc::new(session),

@@ -546,7 +546,7 @@ async fn tls_client<Rt: Runtime>(
     config: &Arc<rustls::ClientConfig>,
     name: &str,
 ) -> Result<Stream> {
-    use crate::tls::{Handshaking, Step};
+    use crate::transport::tls::{Handshaking, Step};
     let Stream::Socket {
         fd,
         kind: Kind::Tcp,

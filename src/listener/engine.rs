@@ -58,7 +58,7 @@ pub(super) enum Step {
 
 /// A new client's TLS handshake, when the listener serves TLS.
 #[cfg(feature = "tls")]
-pub(super) type TlsHandshake = Option<crate::tls::Handshaking>;
+pub(super) type TlsHandshake = Option<crate::transport::tls::Handshaking>;
 /// A new client's TLS handshake: never, without the `tls` feature.
 #[cfg(not(feature = "tls"))]
 pub(super) type TlsHandshake = Option<std::convert::Infallible>;
@@ -349,7 +349,7 @@ impl Engine {
     fn tls_handshake(&self) -> Result<TlsHandshake> {
         #[cfg(feature = "tls")]
         if let Some(config) = &self.rules.tls {
-            return crate::tls::Handshaking::server(config).map(Some);
+            return crate::transport::tls::Handshaking::server(config).map(Some);
         }
         Ok(None)
     }

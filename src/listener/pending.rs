@@ -55,7 +55,7 @@ pub(super) struct Pending {
     tls: TlsHandshake,
     /// The TLS session once its handshake is done: the HMAC handshake runs inside it.
     #[cfg(feature = "tls")]
-    session: Option<Arc<crate::tls::Session>>,
+    session: Option<Arc<crate::transport::tls::Session>>,
     buf: [u8; FRAME],
     /// Bytes of the current frame in `buf`.
     have: usize,
@@ -168,8 +168,8 @@ impl Pending {
     fn advance_tls(&mut self) -> Option<Progress> {
         let hs = self.tls.as_mut()?;
         match hs.advance(read_fd(&self.stream)) {
-            Ok(crate::tls::Step::Wait { write }) => Some(Progress::Waiting { write }),
-            Ok(crate::tls::Step::Done) => {
+            Ok(crate::transport::tls::Step::Wait { write }) => Some(Progress::Waiting { write }),
+            Ok(crate::transport::tls::Step::Done) => {
                 let hs = self.tls.take()?;
                 self.session = Some(Arc::new(hs.into_session()));
                 None

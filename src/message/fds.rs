@@ -104,7 +104,7 @@ pub(crate) struct Inbox {
     writer_due: Option<Instant>,
     /// The TLS session every read goes through, on a TLS connection.
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<std::sync::Arc<crate::tls::Session>>,
+    pub(crate) tls: Option<std::sync::Arc<crate::transport::tls::Session>>,
 }
 
 impl Inbox {

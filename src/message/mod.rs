@@ -31,7 +31,7 @@ mod spin;
 mod writer;
 
 pub(crate) use self::nonblocking::remaining;
-#[cfg(any(feature = "tokio", feature = "async-io", feature = "tls"))]
+#[cfg(any(feature = "tokio", feature = "async-io"))]
 pub(crate) use self::nonblocking::wait_fd;
 use self::progress::Report;
 #[cfg(any(feature = "tokio", feature = "async-io"))]
@@ -171,7 +171,7 @@ impl<X> MessageSender<X> {
 
     /// Sends everything through the TLS session `session` from now on; before any send.
     #[cfg(feature = "tls")]
-    pub(crate) fn set_tls(&self, session: Arc<crate::tls::Session>) {
+    pub(crate) fn set_tls(&self, session: Arc<crate::transport::tls::Session>) {
         self.lock().writer.tls = Some(session);
     }
 
@@ -343,7 +343,7 @@ impl<X> MessageReceiver<X> {
     /// Reads everything through the TLS session `session` from now on; before any
     /// receive.
     #[cfg(feature = "tls")]
-    pub(crate) fn set_tls(&self, session: Arc<crate::tls::Session>) {
+    pub(crate) fn set_tls(&self, session: Arc<crate::transport::tls::Session>) {
         self.lock().reader.anc.tls = Some(session);
     }
 

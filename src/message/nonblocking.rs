@@ -14,12 +14,13 @@
 //! in the [`Writer`] and goes out before any later frame, so the stream stays aligned.
 
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec};
-use rustix::io::Errno;
+use rustix::event::PollFlags;
 use rustix::net::RecvFlags;
+
+pub(crate) use crate::transport::{remaining, wait_fd};
 
 use super::{Reader, Writer};
 use crate::error::{Error, Result};
@@ -29,34 +30,6 @@ use crate::transport::Kind;
 /// The most a pipe write may carry and still never block once `poll` reported the pipe
 /// writable (POSIX guarantees at least 512; Linux has 4096).
 const PIPE_CHUNK: usize = libc::PIPE_BUF;
-
-/// Waits until `fd` reports one of `events`, a hang-up or an error; `false` when `timeout`
-/// passed first. `None` waits forever; a signal does not cut the wait short.
-pub(crate) fn wait_fd(
-    fd: BorrowedFd<'_>,
-    events: PollFlags,
-    timeout: Option<Duration>,
-) -> io::Result<bool> {
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    loop {
-        let mut fds = [PollFd::from_borrowed_fd(fd, events)];
-        let ts = remaining(timeout, deadline).and_then(|d| Timespec::try_from(d).ok());
-        match rustix::event::poll(&mut fds, ts.as_ref()) {
-            Ok(n) => return Ok(n > 0),
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// The time left until `deadline`; `None` (forever) without a timeout or when the
-/// deadline is too far away to represent.
-pub(crate) fn remaining(timeout: Option<Duration>, deadline: Option<Instant>) -> Option<Duration> {
-    match (timeout, deadline) {
-        (Some(_), Some(d)) => Some(d.saturating_duration_since(Instant::now())),
-        _ => None,
-    }
-}
 
 impl Reader {
     /// Whether the next receive returns without blocking, judged from the buffer alone: a

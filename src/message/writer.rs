@@ -26,7 +26,7 @@ pub(crate) struct Writer {
     pub(super) small: Box<[u8; MAX_HEADER_LEN + SMALL_FRAME]>,
     /// The TLS session every write goes through, on a TLS connection.
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<Arc<crate::tls::Session>>,
+    pub(crate) tls: Option<Arc<crate::transport::tls::Session>>,
 }
 
 impl Writer {

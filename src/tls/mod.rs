@@ -81,14 +81,10 @@
 //! ```
 
 mod config;
-mod handshake;
-mod session;
 
 pub use self::config::{
     client_config, client_config_mutual, pinned_client_config, server_config, server_config_mutual,
 };
-pub(crate) use self::handshake::{client_blocking, Handshaking, Step};
-pub(crate) use self::session::Session;
 
 /// The rustls crate procwire uses, for building configs of your own with the same
 /// version.

@@ -37,6 +37,7 @@
 //! | TCP over IPv4 and IPv6 | `tcp.rs` | both | [`Kind::Tcp`] |
 //! | Unix path and Linux abstract socket | `unix.rs` | both | [`Kind::Unix`] |
 //! | named pipes (`fifo:///path`) | `fifo.rs` | both, as two FIFOs | [`Kind::Pipe`] |
+//! | TLS over TCP (feature `tls`) | `tls/`: a session over a `tcp.rs` socket | both | [`Kind::Tcp`] |
 //!
 //! Windows named pipes are not provided: the crate builds for Unix only, and no Windows
 //! target can be built or tested where it is developed. A Windows backend belongs in a
@@ -48,6 +49,8 @@ mod pipe;
 pub(crate) mod sigpipe;
 mod socketpair;
 pub(crate) mod tcp;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 pub(crate) mod unix;
 
 pub(crate) use self::pipe::pipe;
@@ -59,6 +62,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
 use rustix::net::{AddressFamily, SendFlags};
 
 use crate::address::Address;
@@ -115,7 +120,7 @@ pub(crate) enum Stream {
         /// The socket.
         fd: OwnedFd,
         /// The session.
-        session: std::sync::Arc<crate::tls::Session>,
+        session: std::sync::Arc<tls::Session>,
     },
     /// Two one-way descriptors: a pair of FIFOs.
     Pipes {
@@ -478,5 +483,33 @@ fn retry_intr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             other => return other,
         }
+    }
+}
+
+/// Waits until `fd` reports one of `events`, a hang-up or an error; `false` when `timeout`
+/// passed first. `None` waits forever; a signal does not cut the wait short.
+pub(crate) fn wait_fd(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let mut fds = [PollFd::from_borrowed_fd(fd, events)];
+        let ts = remaining(timeout, deadline).and_then(|d| Timespec::try_from(d).ok());
+        match rustix::event::poll(&mut fds, ts.as_ref()) {
+            Ok(n) => return Ok(n > 0),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The time left until `deadline`; `None` (forever) without a timeout or when the
+/// deadline is too far away to represent.
+pub(crate) fn remaining(timeout: Option<Duration>, deadline: Option<Instant>) -> Option<Duration> {
+    match (timeout, deadline) {
+        (Some(_), Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+        _ => None,
     }
 }

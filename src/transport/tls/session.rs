@@ -168,7 +168,7 @@ impl Output {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => {
                     // Someone made the descriptor non-blocking: wait for room.
-                    crate::message::wait_fd(fd, PollFlags::OUT, None)?;
+                    crate::transport::wait_fd(fd, PollFlags::OUT, None)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -351,7 +351,8 @@ impl Session {
                 return Ok(true);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left == Duration::ZERO || !crate::message::wait_fd(fd, PollFlags::OUT, Some(left))? {
+            if left == Duration::ZERO || !crate::transport::wait_fd(fd, PollFlags::OUT, Some(left))?
+            {
                 return Ok(false);
             }
         }

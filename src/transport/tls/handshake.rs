@@ -198,7 +198,7 @@ pub(crate) fn client_blocking(
             rustix::event::PollFlags::IN
         };
         let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-        if left.is_some_and(|l| l.is_zero()) || !crate::message::wait_fd(fd, events, left)? {
+        if left.is_some_and(|l| l.is_zero()) || !crate::transport::wait_fd(fd, events, left)? {
             return Err(Error::Timeout);
         }
     }
