@@ -28,9 +28,13 @@ use rustix::net::RecvFlags;
 
 use crate::transport::{self, Kind};
 
-/// How much ciphertext one read of the socket asks for: enough for bulk transfers to cost
-/// few system calls (a TLS record is at most about 16 KiB).
-const INPUT_LEN: usize = 256 * 1024;
+/// How much ciphertext one read of the socket asks for at first: one whole TLS record
+/// (16 KiB of payload and its header and tag), so an idle connection holds little.
+const INPUT_MIN: usize = 17 * 1024;
+
+/// How much it asks for at most: the buffer doubles up to this while reads fill it, so
+/// bulk transfers cost few system calls.
+const INPUT_MAX: usize = 256 * 1024;
 
 /// How much plaintext one write encrypts before it writes: as much again is kept as
 /// ciphertext at most.
@@ -50,6 +54,8 @@ pub(crate) struct Input {
     eof: bool,
     /// Whether this read call found the socket empty (a short read).
     drained: bool,
+    /// Whether the last read filled all the room it had: the buffer grows for the next.
+    filled: bool,
     /// Whether rustls may hold decrypted bytes not yet read: after a read that filled its
     /// destination (rustls copies all it has when they fit), and before the first read
     /// (the handshake may have decrypted some).
@@ -67,6 +73,7 @@ impl Input {
             end: 0,
             eof: false,
             drained: false,
+            filled: false,
             maybe_plaintext: true,
             settled: false,
         }
@@ -86,8 +93,13 @@ impl Input {
             self.end -= self.start;
             self.start = 0;
         }
-        if self.buf.len() < INPUT_LEN {
-            self.buf.resize(INPUT_LEN, 0);
+        if self.buf.len() < INPUT_MIN {
+            self.buf.resize(INPUT_MIN, 0);
+        } else if self.end == self.buf.len() || (self.filled && self.buf.len() < INPUT_MAX) {
+            let len = (self.buf.len() * 2)
+                .min(INPUT_MAX)
+                .max(self.end + INPUT_MIN);
+            self.buf.resize(len, 0);
         }
         let spare = &mut self.buf[self.end..];
         let asked = spare.len();
@@ -101,6 +113,7 @@ impl Input {
         self.end += n;
         self.eof |= n == 0;
         self.drained = n < asked;
+        self.filled = n == asked;
         Ok(n)
     }
 
