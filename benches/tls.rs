@@ -27,6 +27,8 @@ use procwire::{Client, Connection, Listener};
 const ROLE_ENV: &str = "PROCWIRE_BENCH_TLS_ROLE";
 const DIR_ENV: &str = "PROCWIRE_BENCH_TLS_DIR";
 const ROUNDS_ENV: &str = "PROCWIRE_BENCH_ROUNDS";
+/// Runs one row once and nothing else, for `strace -c -f`: `ping-plain`, `ping-tls`.
+const ONLY_ENV: &str = "PROCWIRE_BENCH_ONLY";
 const BULK: usize = 16 << 20;
 const PINGS: u64 = 20_000;
 const BULKS: usize = 20;
@@ -42,6 +44,12 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("procwire-bench-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     certificates(&dir);
+    if let Ok(row) = std::env::var(ONLY_ENV) {
+        let role = row.strip_prefix("ping-").expect("ping-plain or ping-tls");
+        let (conn, _child) = connect(role, &dir);
+        println!("{row}: {:.3} µs, {PINGS} round trips", ping(&conn));
+        return;
+    }
     let (plain, _p) = connect("plain", &dir);
     let (tls, _t) = connect("tls", &dir);
     let mut rows: [(&str, Vec<f64>); 4] = [
