@@ -119,7 +119,9 @@ pub enum Error {
     /// `flush_timeout`. Until then the peer cannot read past this message; if the sender is
     /// closed first, the peer's receive ends with [`Error::Truncated`].
     PartlySent {
-        /// Bytes of the frame (header included) handed to the kernel.
+        /// Bytes of the frame (header included) handed to the kernel. Over TLS, the bytes
+        /// whose encrypted records left, counted as a lower bound (records add a few
+        /// bytes each).
         sent: u64,
         /// Bytes of the whole frame.
         len: u64,

@@ -7,6 +7,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
@@ -80,10 +81,24 @@ pub fn server_config(
     cert_chain: impl AsRef<Path>,
     key: impl AsRef<Path>,
 ) -> Result<Arc<ServerConfig>> {
-    let chain = certificates(cert_chain.as_ref())?;
-    let key = private_key(key.as_ref())?;
+    serving(
+        WebPkiClientVerifier::no_client_auth(),
+        cert_chain.as_ref(),
+        key.as_ref(),
+    )
+}
+
+/// A server config with the chain and key in the PEM files `cert_chain` and `key`, whose
+/// clients `verifier` checks.
+fn serving(
+    verifier: Arc<dyn ClientCertVerifier>,
+    cert_chain: &Path,
+    key: &Path,
+) -> Result<Arc<ServerConfig>> {
+    let chain = certificates(cert_chain)?;
+    let key = private_key(key)?;
     let config = ServerConfig::builder()
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(|e| invalid("cannot use the server's certificate and key".into(), e))?;
     Ok(Arc::new(config))
@@ -100,16 +115,10 @@ pub fn server_config_mutual(
     key: impl AsRef<Path>,
     client_ca: impl AsRef<Path>,
 ) -> Result<Arc<ServerConfig>> {
-    let chain = certificates(cert_chain.as_ref())?;
-    let key = private_key(key.as_ref())?;
     let verifier = WebPkiClientVerifier::builder(Arc::new(roots(client_ca.as_ref())?))
         .build()
         .map_err(|e| invalid("cannot verify client certificates".into(), e))?;
-    let config = ServerConfig::builder()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| invalid("cannot use the server's certificate and key".into(), e))?;
-    Ok(Arc::new(config))
+    serving(verifier, cert_chain.as_ref(), key.as_ref())
 }
 
 /// A client config that trusts the certificate authorities in the PEM file `ca` (one or
