@@ -693,3 +693,56 @@ fn an_async_tls_listener_serves_while_a_silent_and_a_stalled_client_wait_for_the
         });
     });
 }
+
+/// An async receive into a slice, dropped after part of a 4 MiB frame came through TLS,
+/// gives the bytes back: the next receive gets the whole message.
+#[cfg(feature = "tokio")]
+#[test]
+fn an_async_receive_dropped_inside_a_tls_frame_loses_nothing() {
+    bounded(|| {
+        use std::io::Write;
+        const LEN: usize = 4 << 20;
+        let (mut peer, conn) = raw_tls_peer();
+        let payload: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+        let frame = util::frame(&payload);
+        let (half_done, half) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel::<()>();
+        let writer = thread::spawn(move || {
+            peer.write_all(&frame[..frame.len() / 2]).unwrap();
+            peer.flush().unwrap();
+            half_done.send(()).unwrap();
+            go_rx.recv().unwrap();
+            peer.write_all(&frame[frame.len() / 2..]).unwrap();
+            peer.flush().unwrap();
+            peer
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut conn = procwire::tokio::Connection::from_blocking(conn).unwrap();
+            half.recv_timeout(WAIT).unwrap();
+            let mut first = vec![0u8; LEN];
+            {
+                let recv = conn.recv_bytes_into(&mut first[..]);
+                // Long enough for the half that was sent to be read, never the whole.
+                let cut = tokio::time::timeout(Duration::from_millis(300), recv).await;
+                assert!(cut.is_err(), "the receive finished with half a frame");
+            }
+            assert!(
+                first.iter().any(|&b| b != 0),
+                "nothing was read: the drop proves nothing"
+            );
+            go.send(()).unwrap();
+            let mut second = vec![0u8; LEN];
+            let n = tokio::time::timeout(WAIT, conn.recv_bytes_into(&mut second[..]))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(n, LEN);
+            assert!(second == payload, "the message differs");
+        });
+        drop(writer.join().unwrap());
+    });
+}
