@@ -64,6 +64,7 @@ forward! {
     tx(Sender).send_bytes_with_progress [P: Pod] (data: &[P], progress: impl FnMut(u64, u64)) -> Result<()>;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     tx(Sender).send_array [A: Pod] (array: &SharedArray<A>) -> Result<()>;
+    tx(Sender).enable_large_memfd [] (threshold: usize) -> Result<()>;
 
     rx(Receiver).recv [] () -> Result<R> where [C: Decode<R>];
     rx(Receiver).try_recv [] () -> Result<R> where [C: Decode<R>];
@@ -78,6 +79,7 @@ forward! {
     rx(Receiver).try_recv_slice_into ['a, P: Pod] (out: &'a mut [P]) -> Result<&'a mut [P]>;
     rx(Receiver).recv_slice_into_timeout ['a, P: Pod] (out: &'a mut [P], timeout: Duration) -> Result<&'a mut [P]>;
     rx(Receiver).enable_fds [] () -> Result<()>;
+    rx(Receiver).accept_large_memfd [] (max_mapped: u64) -> Result<()>;
     rx(Receiver).recv_fds [] () -> Result<(R, Vec<OwnedFd>)> where [C: Decode<R>];
     rx(Receiver).try_recv_fds [] () -> Result<(R, Vec<OwnedFd>)> where [C: Decode<R>];
     rx(Receiver).recv_fds_timeout [] (timeout: Duration) -> Result<(R, Vec<OwnedFd>)> where [C: Decode<R>];

@@ -25,6 +25,7 @@ use crate::Postcard;
 mod fds;
 mod file;
 mod forward;
+mod large;
 mod pairs;
 mod progress;
 #[cfg(feature = "rkyv")]
@@ -51,7 +52,7 @@ fn deadline(timeout: Duration) -> Option<Instant> {
 /// Receives one message and decodes it with `codec`.
 fn decode<T, C: Decode<T>>(reader: &mut Reader, codec: &mut C) -> Result<T> {
     reader
-        .recv_with(|bytes| codec.decode(bytes))?
+        .recv_with_maybe_memfd(|bytes| codec.decode(bytes))? // large-message hook
         .map_err(|e| Error::Decode(Box::new(e)))
 }
 
@@ -172,7 +173,10 @@ impl<T, C> Sender<T, C> {
     where
         C: Encode<T>,
     {
-        self.encoded(value, |writer, payload| writer.send(payload, deadline))
+        // Large-message hook: through a memfd when enabled and large enough.
+        self.encoded(value, |writer, payload| {
+            writer.send_maybe_memfd(payload, deadline)
+        })
     }
 
     /// Encodes `value` into the reused buffer and hands it to `send` with the writer,

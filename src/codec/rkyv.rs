@@ -263,7 +263,7 @@ impl MessageReceiver<Rkyv> {
         let mut inbound = self.lock();
         inbound.ready(wait)?;
         let In { reader, state } = &mut *inbound;
-        reader.recv_growing(state)?;
+        reader.recv_growing_maybe_memfd(state)?; // large-message hook
         ArchiveGuard::validate(inbound)
     }
 }

@@ -106,6 +106,14 @@ impl Header {
             }));
         }
         let len = i32::from_be_bytes(*short);
+        if len == -2 {
+            return Err(Error::Protocol(
+                "invalid message length -2 (a message in a memfd: the sender enabled large \
+                 messages through memfds, and this receiver did not call \
+                 `accept_large_memfd`, or receives in a way that does not take them)"
+                    .into(),
+            ));
+        }
         if len < 0 {
             return Err(Error::Protocol(format!("invalid message length {len}")));
         }

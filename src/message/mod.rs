@@ -24,6 +24,7 @@ use crate::transport::{self, Kind};
 
 mod fds;
 mod file;
+mod large;
 mod nonblocking;
 mod progress;
 mod reader;
@@ -118,7 +119,8 @@ impl<X> MessageSender<X> {
 
     /// Sends `payload` as one message, before `deadline` when there is one.
     pub(crate) fn send_bytes(&self, payload: &[u8], deadline: Option<Instant>) -> Result<()> {
-        self.lock().writer.send(payload, deadline)
+        // Large-message hook: through a memfd when enabled and large enough (`large.rs`).
+        self.lock().writer.send_maybe_memfd(payload, deadline)
     }
 
     /// Sends `payload` with the descriptors `fds` attached.
@@ -269,12 +271,12 @@ impl<X> MessageReceiver<X> {
 
     /// Receives the next message as a new `Vec`.
     pub(crate) fn recv_vec(&self, wait: Wait) -> Result<Vec<u8>> {
-        self.receive(wait, |r, _| r.recv_vec())
+        self.receive(wait, |r, _| r.recv_vec_maybe_memfd()) // large-message hook
     }
 
     /// Receives the next message into `dst`; its length.
     pub(crate) fn recv_into(&self, dst: &mut [u8], wait: Wait) -> Result<usize> {
-        self.receive(wait, |r, _| r.recv_into(dst))
+        self.receive(wait, |r, _| r.recv_into_maybe_memfd(dst)) // large-message hook
     }
 
     /// Receives the next message as a new `Vec`, with its descriptors.

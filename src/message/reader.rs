@@ -33,6 +33,8 @@ pub(crate) struct Reader {
     pub(super) nonblocking: bool,
     /// The spin of blocking receives, when one is set (`spin.rs`).
     pub(super) spin: Option<super::spin::Spin>,
+    /// Large-message hook: the memfd slots of a receiver that accepts them (`large.rs`).
+    pub(super) large: Option<Box<super::large::Inbound>>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -56,6 +58,7 @@ impl Reader {
             anc: fds::Inbox::new(kind),
             nonblocking: false,
             spin: None,
+            large: None,
         }
     }
 

@@ -27,6 +27,8 @@ pub(crate) struct Writer {
     /// The TLS session every write goes through, on a TLS connection.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<Arc<crate::transport::tls::Session>>,
+    /// Large-message hook: the memfd pool of a sender that enabled it (`large.rs`).
+    pub(super) large: Option<Box<super::large::Outbound>>,
 }
 
 impl Writer {
@@ -39,6 +41,7 @@ impl Writer {
             small: Box::new([0; MAX_HEADER_LEN + SMALL_FRAME]),
             #[cfg(feature = "tls")]
             tls: None,
+            large: None,
         }
     }
 
