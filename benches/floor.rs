@@ -34,6 +34,10 @@
 //!   buffer; `postcard-bulk` sends a `Vec<f64>` with the default codec and the child
 //!   receives a new `Vec<f64>`; `rkyv-bulk` sends it with the `Rkyv` codec and the child
 //!   reads it in place with `recv_archived`. Ratios: throughput against `raw-bulk`.
+//! - **large messages through memfds** (`enable_large_memfd` on the sender,
+//!   `accept_large_memfd` on the child): `memfd-bytes-bulk` is 16 MiB through `send_bytes`
+//!   and `recv_bytes_into` (into a kept buffer), `memfd-postcard-bulk` and `memfd-rkyv-bulk`
+//!   the typed rows above through memfds. Ratios: throughput against `raw-bulk`.
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -88,6 +92,8 @@ fn python() -> Option<String> {
 }
 const ROUNDS_ENV: &str = "PROCWIRE_BENCH_ROUNDS";
 const ONLY_ENV: &str = "PROCWIRE_BENCH_ONLY";
+/// With `PROCWIRE_BENCH_ONLY`: run the row once unmeasured first (page faults, slots).
+const WARM_ENV: &str = "PROCWIRE_BENCH_WARM";
 const PINGS: u64 = 20_000;
 const BULK: usize = 16 << 20;
 const BULKS: usize = 20;
@@ -139,6 +145,12 @@ enum Row {
     RawBulk,
     PostcardBulk,
     RkyvBulk,
+    /// `send_bytes` → `recv_bytes_into` of 16 MiB through memfds (`enable_large_memfd`).
+    MemfdBytesBulk,
+    /// `postcard-bulk` through memfds.
+    MemfdPostcardBulk,
+    /// `rkyv-bulk` through memfds.
+    MemfdRkyvBulk,
 }
 
 impl Row {
@@ -166,6 +178,9 @@ impl Row {
             Row::RawBulk,
             Row::PostcardBulk,
             Row::RkyvBulk,
+            Row::MemfdBytesBulk,
+            Row::MemfdPostcardBulk,
+            Row::MemfdRkyvBulk,
         ]);
         rows
     }
@@ -187,6 +202,9 @@ impl Row {
             Row::RawBulk => "raw-bulk".into(),
             Row::PostcardBulk => "postcard-bulk".into(),
             Row::RkyvBulk => "rkyv-bulk".into(),
+            Row::MemfdBytesBulk => "memfd-bytes-bulk".into(),
+            Row::MemfdPostcardBulk => "memfd-postcard-bulk".into(),
+            Row::MemfdRkyvBulk => "memfd-rkyv-bulk".into(),
         }
     }
 
@@ -200,7 +218,15 @@ impl Row {
     }
 
     fn is_bulk(self) -> bool {
-        matches!(self, Row::RawBulk | Row::PostcardBulk | Row::RkyvBulk)
+        matches!(
+            self,
+            Row::RawBulk
+                | Row::PostcardBulk
+                | Row::RkyvBulk
+                | Row::MemfdBytesBulk
+                | Row::MemfdPostcardBulk
+                | Row::MemfdRkyvBulk
+        )
     }
 
     /// µs per round trip, or ms per bulk message.
@@ -239,6 +265,10 @@ fn main() {
             .find(|r| r.name() == only)
             .unwrap_or_else(|| panic!("no row {only}"));
         let mut peer = Peer::start(row);
+        if std::env::var_os(WARM_ENV).is_some() {
+            let took = peer.run(row);
+            println!("{only}: warm-up in {took:?}");
+        }
         let took = peer.run(row);
         let n = if row.is_bulk() { BULKS as u64 } else { PINGS };
         println!("{only}: {n} messages in {took:?}");
@@ -326,6 +356,16 @@ fn main() {
             "rkyv bulk throughput / raw".into(),
             at(Row::RawBulk) / at(Row::RkyvBulk),
         ));
+        for (name, row) in [
+            ("memfd bytes bulk throughput / raw", Row::MemfdBytesBulk),
+            (
+                "memfd postcard bulk throughput / raw",
+                Row::MemfdPostcardBulk,
+            ),
+            ("memfd rkyv bulk throughput / raw", Row::MemfdRkyvBulk),
+        ] {
+            round_ratios.push((name.into(), at(Row::RawBulk) / at(row)));
+        }
         eprintln!(
             "round {round}: {}",
             round_ratios
@@ -429,14 +469,20 @@ impl Peer {
         }
         let (mut postcard, mut rkyv) = (None, None);
         let (child, spawned) = match row {
-            Row::PostcardBulk => {
+            Row::PostcardBulk | Row::MemfdBytesBulk | Row::MemfdPostcardBulk => {
                 let (child, conn) = procwire::spawn::<Vec<f64>, u8>(cmd).unwrap();
+                if row != Row::PostcardBulk {
+                    conn.enable_large_memfd(MEMFD_THRESHOLD).unwrap();
+                }
                 postcard = Some(conn);
                 (child, procwire::duplex::<u64, u64>().unwrap().0)
             }
-            Row::RkyvBulk => {
+            Row::RkyvBulk | Row::MemfdRkyvBulk => {
                 let (child, conn) =
                     procwire::spawn_with::<Vec<f64>, u8, _>(cmd, Rkyv::new()).unwrap();
+                if row == Row::MemfdRkyvBulk {
+                    conn.enable_large_memfd(MEMFD_THRESHOLD).unwrap();
+                }
                 rkyv = Some(conn);
                 (child, procwire::duplex::<u64, u64>().unwrap().0)
             }
@@ -509,8 +555,9 @@ impl Peer {
                 }
                 start.elapsed()
             }
-            Row::PostcardBulk => bulk(self.postcard.as_ref().unwrap()),
-            Row::RkyvBulk => bulk(self.rkyv.as_ref().unwrap()),
+            Row::PostcardBulk | Row::MemfdPostcardBulk => bulk(self.postcard.as_ref().unwrap()),
+            Row::RkyvBulk | Row::MemfdRkyvBulk => bulk(self.rkyv.as_ref().unwrap()),
+            Row::MemfdBytesBulk => bulk_bytes(self.postcard.as_ref().unwrap()),
         }
     }
 
@@ -541,6 +588,22 @@ fn bulk<C: procwire::codec::Encode<Vec<f64>>>(conn: &Connection<Vec<f64>, u8, C>
     }
     start.elapsed()
 }
+
+/// Sends 16 MiB of `f64` with `send_bytes` [`BULKS`] times, each acknowledged with one byte.
+fn bulk_bytes(conn: &Connection<Vec<f64>, u8>) -> Duration {
+    let data: Vec<f64> = (0..BULK / 8).map(|i| i as f64).collect();
+    let mut ack = [0u8; 1];
+    let start = Instant::now();
+    for _ in 0..BULKS {
+        conn.send_bytes(&data).unwrap();
+        assert_eq!(conn.recv_bytes_into(&mut ack).unwrap(), 1);
+    }
+    start.elapsed()
+}
+
+/// The threshold of the memfd rows' senders; their receivers map at most [`MEMFD_MAX`].
+const MEMFD_THRESHOLD: usize = 1 << 20;
+const MEMFD_MAX: u64 = 256 << 20;
 
 /// The floor: each side one `send` and one `recv` per message (a 12-byte frame, as
 /// procwire's for an 8-byte payload), or for bulk one frame written and read whole.
@@ -652,8 +715,11 @@ fn child(role: &str) {
         .find(|r| r.name() == role)
         .expect("a known role");
     match row {
-        Row::PostcardBulk => {
+        Row::PostcardBulk | Row::MemfdPostcardBulk => {
             let conn = procwire::from_parent::<u8, Vec<f64>>().unwrap();
+            if row == Row::MemfdPostcardBulk {
+                conn.accept_large_memfd(MEMFD_MAX).unwrap();
+            }
             while let Ok(v) = conn.recv() {
                 assert_eq!(v.len(), BULK / 8);
                 conn.send(&1).unwrap();
@@ -680,8 +746,22 @@ fn child(role: &str) {
             }
             return;
         }
-        Row::RkyvBulk => {
+        Row::MemfdBytesBulk => {
+            let conn = procwire::from_parent::<u8, Vec<f64>>().unwrap();
+            conn.accept_large_memfd(MEMFD_MAX).unwrap();
+            let mut buf = vec![0f64; BULK / 8];
+            while let Ok(n) = conn.recv_bytes_into(&mut buf) {
+                assert_eq!(n, BULK);
+                assert_eq!(buf[BULK / 8 - 1], (BULK / 8 - 1) as f64);
+                conn.send(&1).unwrap();
+            }
+            return;
+        }
+        Row::RkyvBulk | Row::MemfdRkyvBulk => {
             let conn = procwire::from_parent_with::<u8, Vec<f64>, _>(Rkyv::new()).unwrap();
+            if row == Row::MemfdRkyvBulk {
+                conn.accept_large_memfd(MEMFD_MAX).unwrap();
+            }
             loop {
                 let Ok(v) = conn.recv_archived() else { return };
                 assert_eq!(v.len(), BULK / 8);
@@ -759,7 +839,14 @@ fn child(role: &str) {
                 }
             }
         }
-        Row::PostcardBulk | Row::RkyvBulk | Row::IpcTyped | Row::IpcBytes | Row::Python => {
+        Row::PostcardBulk
+        | Row::RkyvBulk
+        | Row::MemfdBytesBulk
+        | Row::MemfdPostcardBulk
+        | Row::MemfdRkyvBulk
+        | Row::IpcTyped
+        | Row::IpcBytes
+        | Row::Python => {
             unreachable!()
         }
     }
