@@ -81,6 +81,9 @@ pub struct FrameDecoder {
     /// that a large payload goes from the kernel straight to its destination instead of
     /// filling the buffer first and being copied out.
     large_streak: bool,
+    /// The whole length of a memfd frame (length `-2`, see `message/large.rs`) on a
+    /// receiver that takes them: such a frame is ready once this many bytes are buffered.
+    memfd_frame: Option<usize>,
 }
 
 impl std::fmt::Debug for FrameDecoder {
@@ -109,7 +112,14 @@ impl FrameDecoder {
             max: DEFAULT_MAX_MESSAGE_SIZE,
             stopped: None,
             large_streak: false,
+            memfd_frame: None,
         }
+    }
+
+    /// Makes a frame of length `-2` ready once `len` bytes of it are buffered, instead of
+    /// at once as an invalid header (a receiver that takes memfd frames).
+    pub(crate) fn take_memfd_frames(&mut self, len: usize) {
+        self.memfd_frame = Some(len);
     }
 
     /// The largest payload it accepts, in bytes.
@@ -325,6 +335,11 @@ impl FrameDecoder {
     pub(crate) fn ready(&self) -> bool {
         if self.stopped.is_some() {
             return true;
+        }
+        if let Some(len) = self.memfd_frame {
+            if self.buffered().starts_with(&crate::frame::MEMFD_MARK) {
+                return self.buffered_len() >= len;
+            }
         }
         match Header::decode(self.buffered()) {
             Ok(Some(h)) => {

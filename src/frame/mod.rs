@@ -46,6 +46,10 @@ pub const MAX_HEADER_LEN: usize = 12;
 
 const SHORT_HEADER_LEN: usize = 4;
 const ESCAPE: [u8; 4] = [0xff; 4];
+/// The length field of a memfd frame, `-2`: a large message whose payload is in a memfd
+/// shared between two procwire ends that both opted in (`message/large.rs`). Neither
+/// CPython nor a procwire receiver that did not opt in gives it a meaning.
+pub(crate) const MEMFD_MARK: [u8; 4] = (-2i32).to_be_bytes();
 
 /// A decoded or to-be-encoded frame header.
 ///
@@ -106,7 +110,7 @@ impl Header {
             }));
         }
         let len = i32::from_be_bytes(*short);
-        if len == -2 {
+        if *short == MEMFD_MARK {
             return Err(Error::Protocol(
                 "invalid message length -2 (a message in a memfd: the sender enabled large \
                  messages through memfds, and this receiver did not call \

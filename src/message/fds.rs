@@ -491,7 +491,7 @@ impl Writer {
 
     /// One `sendmsg` of `iov` with `fds`, retried if a signal interrupts it before
     /// anything is sent; returns the bytes the kernel took (at least one).
-    fn send_first(
+    pub(super) fn send_first(
         &self,
         iov: &[IoSlice<'_>],
         fds: &[BorrowedFd<'_>],

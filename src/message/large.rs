@@ -59,12 +59,10 @@
 //! (`_fds`, files, writers, the async types) meet a memfd frame as [`Error::Protocol`].
 
 use std::io::IoSlice;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-use rustix::io::Errno;
-use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use rustix::net::SendFlags;
 
 use super::{Grow, Reader, Writer};
 use crate::error::{Error, Result};
@@ -77,8 +75,7 @@ use self::slot::Slot;
 
 /// The most slots a sender keeps, and the most slot ids a receiver accepts.
 pub(crate) const MAX_SLOTS: usize = 4;
-/// The 4-byte length of a memfd frame, `-2`.
-pub(crate) const MARK: [u8; 4] = (-2i32).to_be_bytes();
+use crate::frame::MEMFD_MARK as MARK;
 const TAG: [u8; 4] = *b"PWLM";
 const BODY_LEN: usize = 32;
 const FRAME_LEN: usize = MARK.len() + BODY_LEN;
@@ -260,35 +257,33 @@ impl Writer {
             flags: if out.fd.is_some() { NEW_MEMFD } else { 0 },
         };
         let frame = marker.encode();
-        match out.fd.take() {
-            Some(fd) => self.send_with_fd(&frame, &fd)?,
-            None => self.write_all(&mut [IoSlice::new(&frame)])?,
-        }
-        Ok(true)
-    }
-
-    /// Sends `frame` with `fd` attached to its first byte, blocking as long as needed.
-    fn send_with_fd(&mut self, frame: &[u8], fd: &OwnedFd) -> Result<()> {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        let fds = [fd.as_fd()];
-        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-            return Err(Error::Descriptors(
-                "the control message does not fit".into(),
-            ));
-        }
-        let iov = [IoSlice::new(frame)];
-        let sent = loop {
-            match rustix::net::sendmsg(self.fd.as_fd(), &iov, &mut control, SendFlags::NOSIGNAL) {
-                Ok(n) => break n,
-                Err(Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
+        let sent = match &out.fd {
+            Some(fd) => {
+                self.send_first(&[IoSlice::new(&frame)], &[fd.as_fd()], SendFlags::NOSIGNAL)
+            }
+            None => Ok(0),
+        };
+        let sent = match sent {
+            Ok(n) => n,
+            Err(e) => {
+                // Nothing went out: the slot is free again, and its memfd still to be sent.
+                out.slot.state().store(free(seq), Ordering::Release);
+                return Err(e);
             }
         };
-        if sent == frame.len() {
-            return Ok(());
+        if sent > 0 {
+            out.fd = None; // the receiver has it
         }
-        self.write_all(&mut [IoSlice::new(&frame[sent..])])
+        if sent == frame.len() {
+            return Ok(true);
+        }
+        if let Err(e) = self.write_all(&mut [IoSlice::new(&frame[sent..])]) {
+            if sent == 0 {
+                out.slot.state().store(free(seq), Ordering::Release);
+            }
+            return Err(e);
+        }
+        Ok(true)
     }
 }
 
@@ -405,11 +400,12 @@ impl Reader {
                 "large messages through memfds need a Unix-domain socket".into(),
             ));
         }
-        self.enable_fds()?;
         if let Some(large) = &mut self.large {
             large.max_mapped = max_mapped;
             return Ok(());
         }
+        self.enable_fds()?;
+        self.dec.take_memfd_frames(FRAME_LEN);
         self.large = Some(Box::new(Inbound {
             max_mapped,
             slots: Default::default(),

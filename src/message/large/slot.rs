@@ -7,17 +7,18 @@
 //! bytes as `&[u8]`, a slot is written again and again by its sender, and the other
 //! process may write any of it at any moment. So no Rust reference to the mapped bytes is
 //! ever made: the state word is only touched through `AtomicU64`, and the payload only by
-//! [`Slot::copy_in`] and [`Slot::copy_out`], which access it with relaxed atomic loads and
-//! stores. A concurrent write by the other process can make the copied values torn or
-//! stale (the peer's own corruption of its own message), never undefined behaviour here.
-//! Relaxed `u64` atomics compile to plain moves: copying 16 MiB this way measured the same
-//! as `memcpy` (15 GB/s) on the benchmark machine.
+//! [`Slot::copy_in`] and [`Slot::copy_out`], through `copy_bytes`: one `rep movsb` on
+//! x86-64, relaxed atomic byte accesses elsewhere. A concurrent write by the other process
+//! can make the copied values torn or stale (the peer's own corruption of its own
+//! message), never undefined behaviour here.
 
 #![allow(unsafe_code)] // mmap, munmap and atomics over mapped memory have no safe form
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::AtomicU64;
+#[cfg(not(target_arch = "x86_64"))]
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use rustix::fs::{FileType, SealFlags};
 use rustix::mm::{MapFlags, ProtFlags};
@@ -137,17 +138,10 @@ impl Slot {
     /// Copies `src` into the payload area; `src` must fit ([`capacity`](Slot::capacity)).
     pub(crate) fn copy_in(&self, src: &[u8]) {
         assert!(src.len() <= self.capacity(), "payload fits its slot");
-        let (words, tail) = src.as_chunks::<8>();
-        let base = self.payload();
-        for (i, w) in words.iter().enumerate() {
-            // SAFETY: see `word`; `8 * i + 8 <= src.len() <= capacity`.
-            unsafe { word(base, i) }.store(u64::from_ne_bytes(*w), Ordering::Relaxed);
-        }
-        let at = words.len() * 8;
-        for (i, &b) in tail.iter().enumerate() {
-            // SAFETY: see `byte`; `at + i < src.len() <= capacity`.
-            unsafe { byte(base, at + i) }.store(b, Ordering::Relaxed);
-        }
+        // SAFETY: `src` is valid for `src.len()` reads; the payload area is valid for
+        // `src.len() <= capacity` writes (see `state`) and is not `src` (this process makes
+        // no reference into the mapping, so no slice can overlap it).
+        unsafe { copy_bytes(self.payload().as_ptr(), src.as_ptr(), src.len()) }
     }
 
     /// Copies the first `dst.len()` payload bytes into `dst`; `dst` must fit.
@@ -156,19 +150,8 @@ impl Slot {
             dst.len() <= self.capacity(),
             "length checked against the slot"
         );
-        let (words, tail) = dst.as_chunks_mut::<8>();
-        let base = self.payload();
-        for (i, w) in words.iter_mut().enumerate() {
-            // SAFETY: see `word`; `8 * i + 8 <= dst.len() <= capacity`.
-            *w = unsafe { word(base, i) }
-                .load(Ordering::Relaxed)
-                .to_ne_bytes();
-        }
-        let at = words.len() * 8;
-        for (i, b) in tail.iter_mut().enumerate() {
-            // SAFETY: see `byte`; `at + i < dst.len() <= capacity`.
-            *b = unsafe { byte(base, at + i) }.load(Ordering::Relaxed);
-        }
+        // SAFETY: as in `copy_in`, with the roles of the two areas swapped.
+        unsafe { copy_bytes(dst.as_mut_ptr(), self.payload().as_ptr(), dst.len()) }
     }
 
     fn payload(&self) -> NonNull<u8> {
@@ -177,27 +160,53 @@ impl Slot {
     }
 }
 
-/// The `i`th `u64` of the payload area at `base`, as an atomic.
+/// Copies `len` bytes from `src` to `dst`, where one of the two is a slot's payload area,
+/// which the other process may write at the same moment.
+///
+/// On x86-64 this is one `rep movsb`, which runs at `memcpy`'s speed on the processors
+/// that have ERMSB (a 16 MiB copy: 1.15 ms, against 1.3–2.2 ms for a loop of relaxed
+/// 8-byte atomics, on the benchmark machine). It is inline assembly, so the compiler
+/// makes no assumption about the bytes it moves: what it does is what the processor does,
+/// a sequence of byte loads and stores, each of which sees some value the other process
+/// wrote; in Rust's terms, relaxed atomic byte accesses, which may race. Elsewhere the
+/// copy is a loop of relaxed atomic byte loads and stores, which is that by definition.
 ///
 /// # Safety
 ///
-/// `base` is a slot's payload start (page-aligned, so every `8 * i` is aligned for `u64`)
-/// and `8 * i + 8` is at most its capacity; the slot outlives the returned reference.
-/// The memory is valid for reads and writes (a shared read-write mapping whose size is
-/// sealed), and this process accesses it only atomically.
-unsafe fn word<'a>(base: NonNull<u8>, i: usize) -> &'a AtomicU64 {
-    // SAFETY: as the function's contract says.
-    unsafe { AtomicU64::from_ptr(base.as_ptr().add(8 * i).cast::<u64>()) }
+/// `src` is valid for `len` reads and `dst` for `len` writes, the two do not overlap,
+/// and neither range is reachable through a Rust reference while another party may
+/// write it (a slot's payload is only ever accessed through this function).
+#[cfg(target_arch = "x86_64")]
+unsafe fn copy_bytes(dst: *mut u8, src: *const u8, len: usize) {
+    // SAFETY: as the function's contract says; `rep movsb` with the direction flag clear
+    // (the ABI guarantees it on entry to inline assembly) copies `rcx` bytes forward from
+    // `rsi` to `rdi` and touches no other memory, no stack and no flag.
+    unsafe {
+        std::arch::asm!(
+            "rep movsb",
+            inout("rcx") len => _,
+            inout("rdi") dst => _,
+            inout("rsi") src => _,
+            options(nostack, preserves_flags),
+        );
+    }
 }
 
-/// The byte at `at` of the payload area at `base`, as an atomic; see [`word`].
+/// See the x86-64 version.
 ///
 /// # Safety
 ///
-/// As [`word`], with `at` less than the capacity.
-unsafe fn byte<'a>(base: NonNull<u8>, at: usize) -> &'a AtomicU8 {
-    // SAFETY: as the function's contract says.
-    unsafe { AtomicU8::from_ptr(base.as_ptr().add(at)) }
+/// As the x86-64 version.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn copy_bytes(dst: *mut u8, src: *const u8, len: usize) {
+    for i in 0..len {
+        // SAFETY: `i < len`, inside both ranges; a `u8` is always aligned, and both
+        // ranges are only accessed atomically (the contract).
+        unsafe {
+            let b = AtomicU8::from_ptr(src.add(i).cast_mut()).load(Ordering::Relaxed);
+            AtomicU8::from_ptr(dst.add(i)).store(b, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Drop for Slot {
