@@ -25,7 +25,10 @@
 //!   busy-polling peer only delays the other, so `rawbusy-pair` is left out there, and
 //!   `typed-spin-pair` shows what a spin that adapted itself away costs.
 //! - **peers**: `ipc-channel-typed` (an `IpcSender<u64>` each way, ipc-channel 0.23) and
-//!   `ipc-channel-bytes` (`IpcBytesSender`, 8 bytes), against `raw-pair`; `cpython-bytes`,
+//!   `ipc-channel-bytes` (`IpcBytesSender`, 8 bytes), against `raw-pair`;
+//!   `interprocess-bytes` (interprocess 2's local-socket `Stream`, which frames nothing:
+//!   the 12-byte frame with `write_all` / `read_exact` each way), against `raw-unix`;
+//!   `cpython-bytes`,
 //!   procwire's `send_bytes`/`recv_bytes_into` against a CPython child echoing with
 //!   `multiprocessing.connection` over a Unix path (`PROCWIRE_BENCH_PYTHON` names the
 //!   interpreter, default `python3`; empty leaves the row out), against `raw-unix`.
@@ -46,6 +49,8 @@ use std::time::{Duration, Instant};
 
 mod support;
 
+use interprocess::local_socket::prelude::*;
+use interprocess::local_socket::{GenericFilePath, ListenerOptions, Stream as LocalStream};
 use ipc_channel::ipc::{
     self, IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcReceiver, IpcSender,
 };
@@ -135,6 +140,10 @@ enum Row {
     IpcTyped,
     /// ipc-channel: an `IpcBytesSender` each way, 8 bytes.
     IpcBytes,
+    /// interprocess: a local-socket `Stream` each end, the 12-byte frame written with
+    /// `write_all` and read with `read_exact` (interprocess is a byte stream; it frames
+    /// nothing).
+    Interprocess,
     /// procwire `send_bytes` / `recv_bytes_into` against a CPython child echoing with
     /// `multiprocessing.connection.Connection.recv_bytes` / `send_bytes`.
     Python,
@@ -162,7 +171,13 @@ impl Row {
                 rows.push(Row::RawBigTcp);
             }
             if via == Via::Pair {
-                rows.extend([Row::RawMsg, Row::TypedSpin, Row::IpcTyped, Row::IpcBytes]);
+                rows.extend([
+                    Row::RawMsg,
+                    Row::TypedSpin,
+                    Row::IpcTyped,
+                    Row::IpcBytes,
+                    Row::Interprocess,
+                ]);
                 if python().is_some() {
                     rows.push(Row::Python);
                 }
@@ -194,6 +209,7 @@ impl Row {
             Row::TypedSpin => "typed-spin-pair".into(),
             Row::IpcTyped => "ipc-channel-typed".into(),
             Row::IpcBytes => "ipc-channel-bytes".into(),
+            Row::Interprocess => "interprocess-bytes".into(),
             Row::Python => "cpython-bytes".into(),
             Row::Typed(v) => format!("typed-{}", v.name()),
             Row::Bytes(v) => format!("bytes-{}", v.name()),
@@ -334,6 +350,10 @@ fn main() {
             "ipc-channel bytes / raw, pair".into(),
             at(Row::IpcBytes) / at(Row::Raw(Via::Pair)),
         ));
+        round_ratios.push((
+            "interprocess bytes / raw, unix".into(),
+            at(Row::Interprocess) / at(Row::Raw(Via::Unix)),
+        ));
         if rows.contains(&Row::Python) {
             round_ratios.push((
                 "procwire to CPython bytes / raw, unix".into(),
@@ -419,6 +439,7 @@ struct Peer {
     postcard: Option<Connection<Vec<f64>, u8>>,
     rkyv: Option<Connection<Vec<f64>, u8, Rkyv>>,
     ipc: Option<Hello>,
+    interprocess: Option<LocalStream>,
 }
 
 struct TempDir(std::path::PathBuf);
@@ -467,6 +488,20 @@ impl Peer {
                 listener = Some(l);
             }
         }
+        let mut interprocess = None;
+        if row == Row::Interprocess {
+            let path = std::env::temp_dir().join(format!(
+                "procwire-floor-{}-interprocess",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            let addr = path.join("s.sock");
+            let name = addr.clone().to_fs_name::<GenericFilePath>().unwrap();
+            let l = ListenerOptions::new().name(name).create_sync().unwrap();
+            cmd.env(ADDR_ENV, &addr);
+            interprocess = Some(l);
+            dir = Some(TempDir(path));
+        }
         let (mut postcard, mut rkyv) = (None, None);
         let (child, spawned) = match row {
             Row::PostcardBulk | Row::MemfdBytesBulk | Row::MemfdPostcardBulk => {
@@ -490,6 +525,7 @@ impl Peer {
         };
         let accepted = listener.map(|l| l.accept::<u64, u64>().unwrap());
         let ipc = ipc_server.map(|server| server.accept().unwrap().1);
+        let interprocess = interprocess.map(|l| l.accept().unwrap());
         Peer {
             child,
             spawned,
@@ -498,6 +534,7 @@ impl Peer {
             postcard,
             rkyv,
             ipc,
+            interprocess,
         }
     }
 
@@ -555,6 +592,20 @@ impl Peer {
                 }
                 start.elapsed()
             }
+            Row::Interprocess => {
+                let mut stream = self.interprocess.as_ref().unwrap();
+                let mut frame = [0u8; 12];
+                frame[..4].copy_from_slice(&8u32.to_be_bytes());
+                let mut back = [0u8; 12];
+                let start = Instant::now();
+                for i in 0..PINGS {
+                    frame[4..].copy_from_slice(&i.to_ne_bytes());
+                    stream.write_all(&frame).unwrap();
+                    stream.read_exact(&mut back).unwrap();
+                    assert_eq!(back, frame);
+                }
+                start.elapsed()
+            }
             Row::PostcardBulk | Row::MemfdPostcardBulk => bulk(self.postcard.as_ref().unwrap()),
             Row::RkyvBulk | Row::MemfdRkyvBulk => bulk(self.rkyv.as_ref().unwrap()),
             Row::MemfdBytesBulk => bulk_bytes(self.postcard.as_ref().unwrap()),
@@ -569,9 +620,10 @@ impl Peer {
             postcard,
             rkyv,
             ipc,
+            interprocess,
             ..
         } = self;
-        drop((spawned, accepted, postcard, rkyv, ipc));
+        drop((spawned, accepted, postcard, rkyv, ipc, interprocess));
         let status = child.wait().unwrap();
         assert!(status.success(), "a peer failed: {status}");
     }
@@ -746,6 +798,16 @@ fn child(role: &str) {
             }
             return;
         }
+        Row::Interprocess => {
+            let addr = std::env::var(ADDR_ENV).unwrap();
+            let name = addr.to_fs_name::<GenericFilePath>().unwrap();
+            let mut stream = LocalStream::connect(name).unwrap();
+            let mut frame = [0u8; 12];
+            while stream.read_exact(&mut frame).is_ok() {
+                stream.write_all(&frame).unwrap();
+            }
+            return;
+        }
         Row::MemfdBytesBulk => {
             let conn = procwire::from_parent::<u8, Vec<f64>>().unwrap();
             conn.accept_large_memfd(MEMFD_MAX).unwrap();
@@ -846,6 +908,7 @@ fn child(role: &str) {
         | Row::MemfdRkyvBulk
         | Row::IpcTyped
         | Row::IpcBytes
+        | Row::Interprocess
         | Row::Python => {
             unreachable!()
         }

@@ -15,10 +15,21 @@ impl<T, C> Sender<T, C> {
     /// The payload is copied once into a slot (a memfd mapped in both processes and kept
     /// mapped), and only a 36-byte frame goes through the socket; the receiver copies it
     /// out once and marks the slot free in the shared memory, so nothing comes back on the
-    /// connection. The sender keeps at most 4 slots; when none is free, a message goes
-    /// through the socket as usual, in order. A slot's memfd is passed once, with its first
-    /// message. `send_timeout`, `send_bytes_timeout`, the `_fds` sends and files always use
-    /// the socket.
+    /// connection. The sender keeps at most 4 slots, each as large as the largest message
+    /// it held (rounded up to a MiB) and mapped in both processes until the connection is
+    /// dropped: that memory is the price of not paying page faults per message. When none
+    /// is free, a message goes through the socket as usual, in order. A slot's memfd is passed once, with its first
+    /// message. `send_timeout`, `send_bytes_timeout`, the `_fds` sends, files and the async
+    /// types always use the socket.
+    ///
+    /// **When it pays.** A message still costs two copies (into the slot, out of it), each
+    /// of the whole payload; through the socket it is two copies too, but in pieces of the
+    /// socket buffer that stay in the processor's cache between them. So when both
+    /// processes run on **different cores** (the usual case on a multi-core machine),
+    /// a 16 MiB `send_bytes` → `recv_bytes_into` is about 1.6 times as fast as through the
+    /// socket, and the socket's per-piece wake-ups are gone; when they share **one core**,
+    /// it is about 0.75 times as fast (`docs/performance.md`, rows `memfd-*-bulk`). Measure
+    /// your own placement before turning it on.
     ///
     /// **Both ends must be procwire and both must opt in.** A receiver that did not call
     /// `accept_large_memfd` fails on the first such message with [`Error::Protocol`]

@@ -241,11 +241,16 @@ mod tests {
             let err = Header::decode(&bytes).unwrap_err();
             assert!(matches!(err, Error::Protocol(_)), "{err:?}");
         }
+        let text = Header::decode(&[0xff, 0xff, 0xff, 0xfe])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with("protocol error: invalid message length -2 (a message in a memfd"),
+            "{text}"
+        );
         assert_eq!(
-            Header::decode(&[0xff, 0xff, 0xff, 0xfe])
-                .unwrap_err()
-                .to_string(),
-            "protocol error: invalid message length -2"
+            Header::decode(&[0x80, 0, 0, 0]).unwrap_err().to_string(),
+            "protocol error: invalid message length -2147483648"
         );
     }
 
