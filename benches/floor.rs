@@ -631,23 +631,24 @@ impl Peer {
 
 /// Sends 16 MiB of `f64` as a typed `Vec` [`BULKS`] times, each acknowledged with one byte.
 fn bulk<C: procwire::codec::Encode<Vec<f64>>>(conn: &Connection<Vec<f64>, u8, C>) -> Duration {
-    let data: Vec<f64> = (0..BULK / 8).map(|i| i as f64).collect();
-    let mut ack = [0u8; 1];
-    let start = Instant::now();
-    for _ in 0..BULKS {
-        conn.send(&data).unwrap();
-        assert_eq!(conn.recv_bytes_into(&mut ack).unwrap(), 1);
-    }
-    start.elapsed()
+    bulk_with(conn, |c, data| c.send(data))
 }
 
 /// Sends 16 MiB of `f64` with `send_bytes` [`BULKS`] times, each acknowledged with one byte.
 fn bulk_bytes(conn: &Connection<Vec<f64>, u8>) -> Duration {
+    bulk_with(conn, |c, data| c.send_bytes(data))
+}
+
+/// Sends 16 MiB of `f64` with `send` [`BULKS`] times, each acknowledged with one byte.
+fn bulk_with<C>(
+    conn: &Connection<Vec<f64>, u8, C>,
+    send: impl Fn(&Connection<Vec<f64>, u8, C>, &Vec<f64>) -> procwire::Result<()>,
+) -> Duration {
     let data: Vec<f64> = (0..BULK / 8).map(|i| i as f64).collect();
     let mut ack = [0u8; 1];
     let start = Instant::now();
     for _ in 0..BULKS {
-        conn.send_bytes(&data).unwrap();
+        send(conn, &data).unwrap();
         assert_eq!(conn.recv_bytes_into(&mut ack).unwrap(), 1);
     }
     start.elapsed()
