@@ -121,7 +121,20 @@ impl End {
 /// The messages in `stream` and how it ends, for a receiver whose limit is `max`: a
 /// reference parser written from the wire-format description (docs/wire-format.md),
 /// sharing no code with the library's.
-pub(crate) fn parse(mut stream: &[u8], max: u64) -> (Vec<&[u8]>, End) {
+pub(crate) fn parse(stream: &[u8], max: u64) -> (Vec<&[u8]>, End) {
+    let (items, end) = parse_items(stream, max, false);
+    let messages = items
+        .into_iter()
+        .map(|m| m.expect("no memfd frames without the opt-in"))
+        .collect();
+    (messages, end)
+}
+
+/// As [`parse`], for a receiver that took `accept_large_memfd` when `memfd`: a frame of
+/// length −2 is then 36 bytes long, and since no descriptor ever comes with this peer's
+/// bytes, every whole one is refused (`None`) and the stream goes on.
+pub(crate) fn parse_items(mut stream: &[u8], max: u64, memfd: bool) -> (Vec<Option<&[u8]>>, End) {
+    const MEMFD_FRAME: usize = 36;
     let mut messages = Vec::new();
     loop {
         if stream.is_empty() {
@@ -137,6 +150,14 @@ pub(crate) fn parse(mut stream: &[u8], max: u64) -> (Vec<&[u8]>, End) {
                 12,
                 u64::from_be_bytes(stream[4..12].try_into().expect("8 bytes")),
             ),
+            -2 if memfd && stream.len() < MEMFD_FRAME => {
+                return (messages, truncated(stream.len(), MEMFD_FRAME as u64))
+            }
+            -2 if memfd => {
+                messages.push(None);
+                stream = &stream[MEMFD_FRAME..];
+                continue;
+            }
             n if n < 0 => return (messages, End::Malformed),
             n => (4, n as u64),
         };
@@ -147,7 +168,7 @@ pub(crate) fn parse(mut stream: &[u8], max: u64) -> (Vec<&[u8]>, End) {
             return (messages, truncated(stream.len(), header_len as u64 + len));
         }
         let (payload, rest) = stream[header_len..].split_at(len as usize);
-        messages.push(payload);
+        messages.push(Some(payload));
         stream = rest;
     }
 }

@@ -67,6 +67,26 @@ fn streams(out: &mut Vec<Seed>) {
     cut.extend_from_slice(&frame(b"whole"));
     cut.extend_from_slice(&frame(&[1; 100])[..50]);
     out.push(("frame_reader", "truncated-payload".into(), cut.clone()));
+    // A receiver that takes memfd frames (transport knob 2: a socketpair, opted in): each
+    // whole frame of length -2 is refused (no descriptor can come) and the stream goes on;
+    // the last is cut short.
+    let memfd_frame = |tag: &[u8; 4], slot: u32, flags: u64| {
+        let mut f = (-2i32).to_be_bytes().to_vec();
+        f.extend_from_slice(tag);
+        f.extend_from_slice(&slot.to_le_bytes());
+        f.extend_from_slice(&1000u64.to_le_bytes());
+        f.extend_from_slice(&1u64.to_le_bytes());
+        f.extend_from_slice(&flags.to_le_bytes());
+        f
+    };
+    let mut memfd = vec![5, 2, 4, 1, 0]; // the seed for chunk lengths is a u16
+    memfd.extend_from_slice(&frame(b"a"));
+    memfd.extend_from_slice(&memfd_frame(b"PWLM", 0, 1));
+    memfd.extend_from_slice(&memfd_frame(b"XXXX", 0, 0));
+    memfd.extend_from_slice(&frame(b"b"));
+    memfd.extend_from_slice(&memfd_frame(b"PWLM", 9, 0));
+    memfd.extend_from_slice(&memfd_frame(b"PWLM", 1, 0)[..20]);
+    out.push(("frame_reader", "memfd-frames".into(), memfd));
     // The two targets read the same knobs: every stream seed serves both.
     out.push(("frame_decoder", "truncated-payload".into(), cut));
 

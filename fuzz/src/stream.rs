@@ -7,7 +7,7 @@ use bytemuck::Pod;
 use procwire::codec::Decode;
 use procwire::{Error, Postcard};
 
-use crate::peer::{parse, End, Peer};
+use crate::peer::{parse_items, End, Peer};
 use crate::{Knobs, Rng};
 
 /// What one receive gave.
@@ -17,13 +17,16 @@ enum Seen {
     Bytes(Vec<u8>),
     /// A typed receive of `Vec<u8>` through postcard: the value or a decode error.
     Typed(Option<Vec<u8>>),
+    /// A memfd frame refused ([`Error::Descriptors`]); the stream goes on.
+    Refused,
     /// The error that ended the stream.
     End(Error),
 }
 
 /// The frame reader fed an arbitrary byte stream in arbitrary chunks.
 ///
-/// Input: 4 knob bytes (maximum message size from 0 to 64 KiB, socketpair or pipe, the
+/// Input: 4 knob bytes (maximum message size from 0 to 64 KiB, socketpair or pipe and, for
+/// a socketpair, whether the receiver takes memfd frames (`accept_large_memfd`), the
 /// largest chunk, a seed for chunk lengths and receive kinds), then the stream. Each chunk
 /// is written raw and followed by a non-blocking receive or `poll(0)`; after the last
 /// chunk the stream is closed and blocking receives of every kind read to its end.
@@ -35,12 +38,19 @@ enum Seen {
 pub fn frame_reader(data: &[u8]) {
     let mut knobs = Knobs::new(data);
     let max = knobs.pick(&[0u64, 1, 5, 64, 300, 4096, 65536]);
-    let socket = knobs.byte() & 1 == 0;
+    let transport = knobs.byte();
+    let socket = transport & 1 == 0;
+    let memfd = socket && transport & 2 != 0;
     let max_chunk = knobs.pick(&[1usize, 2, 3, 7, 64, 4096]);
     let mut rng = Rng::new(u64::from(knobs.u16()));
     let stream = knobs.rest();
 
     let mut peer = Peer::new(socket, max);
+    if memfd {
+        peer.rx
+            .accept_large_memfd(1 << 20)
+            .expect("a fresh socketpair receiver takes memfd frames");
+    }
     let mut seen = Vec::new();
     let mut at = 0;
     while at < stream.len() && !ended(&seen) {
@@ -56,7 +66,7 @@ pub fn frame_reader(data: &[u8]) {
         );
     }
     peer.close();
-    let (messages, end) = parse(&peer.written, max);
+    let (messages, end) = parse_items(&peer.written, max, memfd);
     for _ in 0..messages.len() + 2 {
         if ended(&seen) {
             break;
@@ -144,18 +154,26 @@ fn record(outcome: Result<Seen, Error>, seen: &mut Vec<Seen>) {
     match outcome {
         Ok(s) => seen.push(s),
         Err(Error::Empty) => {}
+        Err(Error::Descriptors(_)) => seen.push(Seen::Refused),
         Err(e) => seen.push(Seen::End(e)),
     }
 }
 
-/// Asserts that `seen` is exactly `messages`, then `end`.
-fn compare(seen: &[Seen], messages: &[&[u8]], end: &End) {
+/// Asserts that `seen` is exactly `messages` (`None`: a refused memfd frame), then `end`.
+fn compare(seen: &[Seen], messages: &[Option<&[u8]>], end: &End) {
     let (last, got) = seen
         .split_last()
         .expect("the stream ended without an error");
     assert_eq!(got.len(), messages.len(), "message count: got {got:?}");
     for (s, m) in got.iter().zip(messages) {
+        let m = match (s, m) {
+            (Seen::Refused, None) => continue,
+            (_, None) => panic!("a memfd frame gave {s:?}"),
+            (Seen::Refused, Some(m)) => panic!("message {m:?} was refused as a memfd frame"),
+            (_, Some(m)) => m,
+        };
         match s {
+            Seen::Refused => unreachable!("matched above"),
             Seen::Bytes(b) => assert_eq!(b, m, "message bytes"),
             Seen::Typed(v) => {
                 let want = Decode::<Vec<u8>>::decode(&mut Postcard, m).ok();
