@@ -26,9 +26,9 @@ impl<T, C> Sender<T, C> {
     /// of the whole payload; through the socket it is two copies too, but in pieces of the
     /// socket buffer that stay in the processor's cache between them. So when both
     /// processes run on **different cores** (the usual case on a multi-core machine),
-    /// a 16 MiB `send_bytes` → `recv_bytes_into` is about 1.6 times as fast as through the
+    /// a 16 MiB `send_bytes` → `recv_bytes_into` is 1.6–1.8 times as fast as through the
     /// socket, and the socket's per-piece wake-ups are gone; when they share **one core**,
-    /// it is about 0.75 times as fast (`docs/performance.md`, rows `memfd-*-bulk`). Measure
+    /// it is 0.75–0.8 times as fast (`docs/performance.md`, rows `memfd-*-bulk`). Measure
     /// your own placement before turning it on.
     ///
     /// **Both ends must be procwire and both must opt in.** A receiver that did not call
