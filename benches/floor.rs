@@ -444,6 +444,18 @@ struct Peer {
 
 struct TempDir(std::path::PathBuf);
 
+/// A new directory for `row`'s Unix socket, and the socket's path in it.
+fn socket_dir(row: Row) -> (TempDir, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!(
+        "procwire-floor-{}-{}",
+        std::process::id(),
+        row.name()
+    ));
+    std::fs::create_dir_all(&path).unwrap();
+    let addr = path.join("s.sock");
+    (TempDir(path), addr)
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -470,17 +482,11 @@ impl Peer {
         match row.via() {
             Via::Pair => {}
             Via::Unix => {
-                let path = std::env::temp_dir().join(format!(
-                    "procwire-floor-{}-{}",
-                    std::process::id(),
-                    row.name()
-                ));
-                std::fs::create_dir_all(&path).unwrap();
-                let addr = path.join("s.sock");
+                let (tmp, addr) = socket_dir(row);
                 let l = Listener::bind(addr.to_str().unwrap()).unwrap();
                 cmd.env(ADDR_ENV, addr.to_str().unwrap());
                 listener = Some(l);
-                dir = Some(TempDir(path));
+                dir = Some(tmp);
             }
             Via::Tcp => {
                 let l = Listener::bind("127.0.0.1:0").unwrap();
@@ -490,17 +496,12 @@ impl Peer {
         }
         let mut interprocess = None;
         if row == Row::Interprocess {
-            let path = std::env::temp_dir().join(format!(
-                "procwire-floor-{}-interprocess",
-                std::process::id()
-            ));
-            std::fs::create_dir_all(&path).unwrap();
-            let addr = path.join("s.sock");
+            let (tmp, addr) = socket_dir(row);
             let name = addr.clone().to_fs_name::<GenericFilePath>().unwrap();
             let l = ListenerOptions::new().name(name).create_sync().unwrap();
             cmd.env(ADDR_ENV, &addr);
             interprocess = Some(l);
-            dir = Some(TempDir(path));
+            dir = Some(tmp);
         }
         let (mut postcard, mut rkyv) = (None, None);
         let (child, spawned) = match row {

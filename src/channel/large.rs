@@ -18,9 +18,9 @@ impl<T, C> Sender<T, C> {
     /// connection. The sender keeps at most 4 slots, each as large as the largest message
     /// it held (rounded up to a MiB) and mapped in both processes until the connection is
     /// dropped: that memory is the price of not paying page faults per message. When none
-    /// is free, a message goes through the socket as usual, in order. A slot's memfd is passed once, with its first
-    /// message. `send_timeout`, `send_bytes_timeout`, the `_fds` sends, files and the async
-    /// types always use the socket.
+    /// is free, a message goes through the socket as usual, in order. A slot's memfd is
+    /// passed once, with its first message. `send_timeout`, `send_bytes_timeout`, the `_fds`
+    /// sends, files and the async types always use the socket.
     ///
     /// **When it pays.** A message still costs two copies (into the slot, out of it), each
     /// of the whole payload; through the socket it is two copies too, but in pieces of the

@@ -66,7 +66,7 @@ use rustix::net::SendFlags;
 
 use super::{Grow, Reader, Writer};
 use crate::error::{Error, Result};
-use crate::frame::MAX_HEADER_LEN;
+use crate::frame::MEMFD_MARK as MARK;
 use crate::transport::Kind;
 
 mod slot;
@@ -75,7 +75,6 @@ use self::slot::Slot;
 
 /// The most slots a sender keeps, and the most slot ids a receiver accepts.
 pub(crate) const MAX_SLOTS: usize = 4;
-use crate::frame::MEMFD_MARK as MARK;
 const TAG: [u8; 4] = *b"PWLM";
 const BODY_LEN: usize = 32;
 const FRAME_LEN: usize = MARK.len() + BODY_LEN;
@@ -224,11 +223,12 @@ impl Writer {
             .as_ref()
             .is_some_and(|l| payload.len() >= l.threshold);
         if large && deadline.is_none() {
-            let mut pool = self.large.take();
-            let sent = self.send_through_pool(pool.as_deref_mut(), payload);
-            self.large = pool;
-            if sent? {
-                return Ok(());
+            if let Some(mut pool) = self.large.take() {
+                let sent = self.send_through_pool(&mut pool, payload);
+                self.large = Some(pool);
+                if sent? {
+                    return Ok(());
+                }
             }
         }
         self.send(payload, deadline)
@@ -236,10 +236,7 @@ impl Writer {
 
     /// Puts `payload` in a free slot and sends its memfd frame; `false` when no slot was
     /// free (nothing was sent).
-    fn send_through_pool(&mut self, pool: Option<&mut Outbound>, payload: &[u8]) -> Result<bool> {
-        let Some(pool) = pool else {
-            return Ok(false);
-        };
+    fn send_through_pool(&mut self, pool: &mut Outbound, payload: &[u8]) -> Result<bool> {
         self.finish_unsent()?;
         let Some(i) = pool.pick(payload.len())? else {
             return Ok(false);
@@ -302,9 +299,9 @@ impl Inbound {
         self.slots.iter().flatten().map(|s| s.mapped() as u64).sum()
     }
 
-    /// Checks a memfd frame and the descriptors that came with it, mapping a new slot;
-    /// the slot and the payload length.
-    fn accept(&mut self, m: Marker, fds: Vec<OwnedFd>, max_message: u64) -> Result<usize> {
+    /// Checks a memfd frame and the descriptors that came with it, mapping a slot that
+    /// comes with its memfd.
+    fn accept(&mut self, m: Marker, fds: Vec<OwnedFd>, max_message: u64) -> Result<()> {
         let i = m.slot as usize;
         if i >= MAX_SLOTS {
             return Err(refuse(format!(
@@ -349,7 +346,7 @@ impl Inbound {
                 m.seq
             )));
         }
-        Ok(i)
+        Ok(())
     }
 }
 
@@ -504,7 +501,7 @@ impl Reader {
         }
         self.anc.discard_before(self.consumed());
         while self.dec.buffered_len() < MARK.len() {
-            if fill(self, MARK.len())? == 0 {
+            if self.fill_header(MARK.len())? == 0 {
                 return Ok(false);
             }
         }
@@ -527,7 +524,7 @@ impl Reader {
 fn read_frame(r: &mut Reader) -> Result<Option<Marker>> {
     while r.dec.buffered_len() < FRAME_LEN {
         let have = r.dec.buffered_len() as u64;
-        if fill(r, FRAME_LEN)? == 0 {
+        if r.fill_header(FRAME_LEN)? == 0 {
             return Err(r.dec.eof(have, FRAME_LEN as u64));
         }
     }
@@ -535,21 +532,6 @@ fn read_frame(r: &mut Reader) -> Result<Option<Marker>> {
     frame.copy_from_slice(r.dec.take(FRAME_LEN));
     r.finish_message();
     Ok(Marker::decode(&frame))
-}
-
-/// One blocking read into the reader's buffer, as the reader's own `fill` (which keeps
-/// a read after a large message to header size, so that its payload can go straight to
-/// its destination).
-fn fill(r: &mut Reader, want: usize) -> Result<usize> {
-    let Reader { fd, dec, anc, .. } = r;
-    let limit = if dec.large_streak() && dec.buffered_len() == 0 {
-        MAX_HEADER_LEN
-    } else {
-        usize::MAX
-    };
-    let n = anc.read_blocking(fd.as_fd(), dec.spare(want, limit))?;
-    dec.filled(n);
-    Ok(n)
 }
 
 /// The opt-ins, on the message layer's halves; the typed halves call these.

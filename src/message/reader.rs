@@ -96,6 +96,18 @@ impl Reader {
         Ok(n)
     }
 
+    /// One blocking read towards a header of `want` bytes. After a large message, a read
+    /// into an empty buffer takes no more than a header, so that the next large payload
+    /// can go from the kernel straight to its destination.
+    pub(super) fn fill_header(&mut self, want: usize) -> Result<usize> {
+        let limit = if self.dec.large_streak() && self.dec.buffered_len() == 0 {
+            MAX_HEADER_LEN
+        } else {
+            usize::MAX
+        };
+        self.fill_at_most(want, limit)
+    }
+
     /// Fails when the stream can no longer be read, or a non-blocking read met an error
     /// for this receive to report.
     fn check_readable(&mut self) -> Result<()> {
@@ -115,12 +127,7 @@ impl Reader {
                 return Ok(header);
             }
             let have = self.dec.buffered_len();
-            let limit = if self.dec.large_streak() && have == 0 {
-                MAX_HEADER_LEN
-            } else {
-                usize::MAX
-            };
-            if self.fill_at_most(MAX_HEADER_LEN, limit)? == 0 {
+            if self.fill_header(MAX_HEADER_LEN)? == 0 {
                 let expected = if have < 4 { 4 } else { MAX_HEADER_LEN as u64 };
                 return Err(self.dec.eof(have as u64, expected));
             }
