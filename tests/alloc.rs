@@ -315,3 +315,31 @@ fn without_a_limit_a_lying_header_costs_rkyv_at_most_64_mib() {
         assert!(largest <= 64 << 20, "allocated {largest} bytes at once");
     });
 }
+
+/// The finding of issue 17 item 3: Rkyv's sender copied every value into its encode
+/// buffer, which grew to the size of the largest message. Written in place, a 16 MiB
+/// `Vec<f64>` leaves from the caller's vector: the sending thread allocates no buffer of
+/// its size (rkyv's arena and the 64 KiB gathering of small writes are all it needs).
+#[cfg(feature = "rkyv")]
+#[test]
+fn a_large_rkyv_send_is_not_copied_into_an_encode_buffer() {
+    bounded(|| {
+        let (tx, rx) = procwire::pipe_with::<Vec<f64>, _>(procwire::codec::Rkyv::new()).unwrap();
+        let reader = thread::spawn(move || {
+            for n in [20_000, 2 << 20, 2 << 20] {
+                assert_eq!(rx.recv_archived().unwrap().len(), n);
+            }
+        });
+        // A first message of 160 KB makes the codec measure the next ones.
+        tx.send(&vec![1.5; 20_000]).unwrap();
+        let data: Vec<f64> = (0..2 << 20).map(f64::from).collect();
+        for _ in 0..2 {
+            let ((), largest) = largest_allocation_in(|| tx.send(&data).unwrap());
+            assert!(
+                largest < 1 << 20,
+                "a 16 MiB send allocated {largest} bytes at once"
+            );
+        }
+        reader.join().unwrap();
+    });
+}

@@ -50,6 +50,11 @@ fn deadline(timeout: Duration) -> Option<Instant> {
 }
 
 /// Receives one message and decodes it with `codec`.
+/// The error of a codec's `encode`, as the send reports it.
+fn encode_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Encode(Box::new(e))
+}
+
 fn decode<T, C: Decode<T>>(reader: &mut Reader, codec: &mut C) -> Result<T> {
     reader
         .recv_with_maybe_memfd(|bytes| codec.decode(bytes))? // large-message hook
@@ -173,10 +178,21 @@ impl<T, C> Sender<T, C> {
     where
         C: Encode<T>,
     {
+        let mut out = self.io.lock();
+        let crate::message::Out { writer, state } = &mut *out;
+        let Encoder { codec, buf } = state;
+        if deadline.is_none() {
+            if let Some(len) = codec.encoded_len(value).map_err(encode_error)? {
+                // Written in place as the codec makes it: no copy into `buf`.
+                return writer.send_in_place(len, buf, &mut |sink| {
+                    codec.encode_to(value, sink).map_err(encode_error)
+                });
+            }
+        }
+        buf.clear();
+        codec.encode(value, buf).map_err(encode_error)?;
         // Large-message hook: through a memfd when enabled and large enough.
-        self.encoded(value, |writer, payload| {
-            writer.send_maybe_memfd(payload, deadline)
-        })
+        writer.send_maybe_memfd(buf, deadline)
     }
 
     /// Encodes `value` into the reused buffer and hands it to `send` with the writer,
@@ -189,9 +205,7 @@ impl<T, C> Sender<T, C> {
         let crate::message::Out { writer, state } = &mut *out;
         let Encoder { codec, buf } = state;
         buf.clear();
-        codec
-            .encode(value, buf)
-            .map_err(|e| Error::Encode(Box::new(e)))?;
+        codec.encode(value, buf).map_err(encode_error)?;
         send(writer, buf)
     }
 

@@ -19,6 +19,154 @@ pub trait Encode<T: ?Sized> {
     /// When `value` cannot be represented by this codec. What was appended to `out` is
     /// discarded by the caller.
     fn encode(&mut self, value: &T, out: &mut Vec<u8>) -> Result<(), Self::Error>;
+
+    /// The exact length of `value`'s encoding, for a codec that can tell it before writing
+    /// it and judges the value large enough to be written in place; `None` (the default)
+    /// otherwise.
+    ///
+    /// When it returns `Some(len)`, a blocking [`send`](crate::Sender::send) (not a timed or
+    /// non-blocking one, which must be able to keep an unsent rest) calls
+    /// [`encode_to`](Encode::encode_to) instead of [`encode`](Encode::encode), and the
+    /// bytes go where the message goes as they are made: to the socket behind the frame
+    /// header (a large slice in one vectored write, straight from the value), or into a
+    /// memfd slot (see [`Sender::enable_large_memfd`](crate::Sender::enable_large_memfd)).
+    /// That saves the copy of the whole message into the sender's encode buffer. Computing
+    /// the length usually means a pass over the value without writing, so a codec should
+    /// answer `None` quickly for small values; [`Rkyv`](crate::codec::Rkyv) does so
+    /// unless its previous message was at least 64 KiB.
+    ///
+    /// # Errors
+    ///
+    /// When `value` cannot be represented by this codec; the send fails with
+    /// [`Error::Encode`](crate::Error::Encode) and nothing was sent.
+    fn encoded_len(&mut self, value: &T) -> Result<Option<usize>, Self::Error> {
+        let _ = value;
+        Ok(None)
+    }
+
+    /// Writes the encoding of `value` to `sink`: exactly the `len` bytes that
+    /// [`encoded_len`](Encode::encoded_len) announced, the same bytes
+    /// [`encode`](Encode::encode) would append. Called only after `encoded_len` returned
+    /// `Some`.
+    ///
+    /// The default encodes into a new buffer and writes that; a codec that overrides
+    /// `encoded_len` overrides this too. A sink that failed (the connection broke) ignores
+    /// further writes, so a codec may go on to its end or stop at
+    /// [`Sink::failed`]; the send reports the failure either way.
+    ///
+    /// # Errors
+    ///
+    /// When `value` cannot be represented by this codec. The send fails with
+    /// [`Error::Encode`](crate::Error::Encode); if part of the message had already left
+    /// through the socket, the sender can no longer send (every later send fails with
+    /// [`Error::Io`](crate::Error::Io) of kind `BrokenPipe`), as the stream would be
+    /// misaligned.
+    fn encode_to(&mut self, value: &T, sink: &mut Sink<'_>) -> Result<(), Self::Error> {
+        let mut buf = Vec::new();
+        self.encode(value, &mut buf)?;
+        sink.write(&buf);
+        Ok(())
+    }
+}
+
+/// Where [`Encode::encode_to`] writes a message in place: the socket behind the frame's
+/// header, or a memfd slot. Made by the sender; a codec only writes to it.
+///
+/// The sink holds the length the codec announced: bytes past it are not written, and a
+/// message that ends short of it or runs past it fails the send with
+/// [`Error::Encode`](crate::Error::Encode), so a codec whose two passes disagree cannot
+/// put a wrong frame on the wire.
+pub struct Sink<'a> {
+    put: &'a mut dyn Put,
+    len: usize,
+    written: usize,
+    failed: bool,
+    overrun: bool,
+}
+
+/// What a [`Sink`] writes into: `put` takes the next bytes of the message and says whether
+/// they went (a failure is kept by the implementor, to be reported after the codec).
+pub(crate) trait Put {
+    fn put(&mut self, bytes: &[u8]) -> bool;
+}
+
+impl<'a> Sink<'a> {
+    /// A sink for a message of `len` bytes.
+    pub(crate) fn new(put: &'a mut dyn Put, len: usize) -> Sink<'a> {
+        Sink {
+            put,
+            len,
+            written: 0,
+            failed: false,
+            overrun: false,
+        }
+    }
+
+    /// Writes the next `bytes` of the message.
+    ///
+    /// Bytes past the announced length, and every write after a failure, are dropped;
+    /// the send then fails.
+    pub fn write(&mut self, bytes: &[u8]) {
+        if self.failed || bytes.is_empty() {
+            return;
+        }
+        if bytes.len() > self.len - self.written {
+            self.overrun = true;
+            self.failed = true;
+            return;
+        }
+        if self.put.put(bytes) {
+            self.written += bytes.len();
+        } else {
+            self.failed = true;
+        }
+    }
+
+    /// How many bytes have been written so far: the position in the message.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+
+    /// Whether a write failed or ran past the announced length: what follows is dropped.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// `Err` with the reason when the codec wrote other than the `len` bytes it announced
+    /// (and nothing else failed).
+    pub(crate) fn check_complete(&self) -> Result<(), String> {
+        if self.overrun {
+            return Err(format!(
+                "the codec wrote past the {} bytes its encoded_len announced",
+                self.len
+            ));
+        }
+        if !self.failed && self.written != self.len {
+            return Err(format!(
+                "the codec wrote {} bytes where its encoded_len announced {}",
+                self.written, self.len
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A sink is itself a place to put bytes, for writers a codec wraps around it.
+impl Put for Sink<'_> {
+    fn put(&mut self, bytes: &[u8]) -> bool {
+        self.write(bytes);
+        !self.failed
+    }
+}
+
+impl std::fmt::Debug for Sink<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("len", &self.len)
+            .field("written", &self.written)
+            .field("failed", &self.failed)
+            .finish()
+    }
 }
 
 /// Decodes message payloads into values of `T`: what a

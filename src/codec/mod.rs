@@ -110,7 +110,7 @@
 
 pub(crate) mod api;
 
-pub use self::api::{Decode, Encode};
+pub use self::api::{Decode, Encode, Sink};
 #[cfg(feature = "json")]
 mod json;
 #[cfg(feature = "pickle")]
@@ -128,6 +128,6 @@ pub use self::pickle::{
     DEFAULT_PICKLE_EXPANSION, DEFAULT_PICKLE_SIZE,
 };
 #[cfg(feature = "rkyv")]
-pub use self::rkyv::{ArchiveGuard, Rkyv};
+pub use self::rkyv::{ArchiveGuard, Rkyv, RkyvWriter};
 #[cfg(doc)]
 use crate::Codec;

@@ -8,13 +8,18 @@ use ::rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
 use ::rkyv::bytecheck::CheckBytes;
 use ::rkyv::rancor;
 use ::rkyv::ser::allocator::ArenaHandle;
+use ::rkyv::ser::Positional;
 use ::rkyv::util::AlignedVec;
 use ::rkyv::{Archive, Deserialize, Serialize};
 use yoke::Yoke;
 
-use super::api::{Decode, Encode};
+use super::api::{Decode, Encode, Put, Sink};
 use crate::error::{Error, Result};
 use crate::message::{Grow, In, MessageReceiver, Wait};
+
+/// A message at least this long makes the codec measure the next one, to write it in
+/// place ([`Encode::encoded_len`]).
+const IN_PLACE_MIN: usize = crate::message::STREAM_MIN;
 
 /// The alignment of the receive buffer, and of every archive the codec reads in place.
 const ALIGN: usize = AlignedVec::<16>::ALIGNMENT;
@@ -32,7 +37,19 @@ const ALIGN: usize = AlignedVec::<16>::ALIGNMENT;
 /// defaults: little-endian, 32-bit relative pointers, aligned). The codec's bounds are
 /// rkyv's "high" API bounds, which `#[derive(Archive, Serialize, Deserialize)]` satisfies;
 /// generic code can name them through [`rkyv::api::high`](::rkyv::api::high) with the
-/// error type [`rkyv::rancor::Error`](::rkyv::rancor::Error) and the writer `Vec<u8>`.
+/// error type [`rkyv::rancor::Error`](::rkyv::rancor::Error) and the writer
+/// [`RkyvWriter`].
+///
+/// # Large messages are written in place
+///
+/// Once a message of at least 64 KiB has been sent, the codec measures each next value
+/// before a blocking [`send`](crate::Sender::send) (a serialisation that writes nothing,
+/// see [`Encode::encoded_len`]) and then serialises it where the message goes: behind its
+/// frame header to the socket, a large slice of plain data (the samples of a `Vec<f64>`)
+/// in one vectored write straight from the value, or into a memfd slot when
+/// [`enable_large_memfd`](crate::Sender::enable_large_memfd) is on. There is no copy into
+/// the encode buffer: a 16 MiB `Vec<f64>` costs what `send_bytes` of its samples costs.
+/// Timed and non-blocking sends, and smaller messages, are encoded into the buffer first.
 ///
 /// The receive buffer grows to the largest message received and keeps that capacity, so
 /// a steady stream of messages allocates nothing.
@@ -66,6 +83,9 @@ pub struct Rkyv {
     /// The receive buffer; it holds the last message at `..len`.
     buf: AlignedVec,
     len: usize,
+    /// Whether the last message sent was large: the next one is measured first, to be
+    /// written in place.
+    in_place: bool,
 }
 
 impl Rkyv {
@@ -121,21 +141,93 @@ fn is_aligned(bytes: &[u8]) -> bool {
     (bytes.as_ptr() as usize).is_multiple_of(ALIGN)
 }
 
+/// The writer [`Rkyv`] serialises into: the connection's encode buffer, the socket or a
+/// memfd slot (see [`Encode::encode_to`]), or nothing at all while it measures a message.
+///
+/// It is public so that generic code can state the codec's bound: a `T` the codec sends
+/// is `for<'a, 'w> rkyv::Serialize<HighSerializer<RkyvWriter<'w>, ArenaHandle<'a>,
+/// rkyv::rancor::Error>>`, which every `#[derive(rkyv::Serialize)]` type is. Positions
+/// count from the start of the message, so that the archive is aligned where the receiver
+/// reads it.
+pub struct RkyvWriter<'w> {
+    to: To<'w>,
+    pos: usize,
+}
+
+enum To<'w> {
+    /// Measuring: only the position moves.
+    Count,
+    Vec(&'w mut Vec<u8>),
+    Sink(&'w mut dyn Put),
+}
+
+impl fmt::Debug for RkyvWriter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RkyvWriter")
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
+impl<'w> RkyvWriter<'w> {
+    fn new(to: To<'w>) -> RkyvWriter<'w> {
+        RkyvWriter { to, pos: 0 }
+    }
+}
+
+impl Positional for RkyvWriter<'_> {
+    fn pos(&self) -> usize {
+        self.pos
+    }
+}
+
+impl<E> ::rkyv::ser::Writer<E> for RkyvWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        match &mut self.to {
+            To::Count => {}
+            To::Vec(out) => out.extend_from_slice(bytes),
+            // A sink that failed drops what follows; the send reports why.
+            To::Sink(sink) => {
+                sink.put(bytes);
+            }
+        }
+        self.pos += bytes.len();
+        Ok(())
+    }
+}
+
 impl<T> Encode<T> for Rkyv
 where
-    T: Archive + for<'a> Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, rancor::Error>>,
+    T: Archive
+        + for<'a, 'w> Serialize<HighSerializer<RkyvWriter<'w>, ArenaHandle<'a>, rancor::Error>>,
 {
     type Error = rancor::Error;
 
     /// Serialises `value`; positions inside the archive count from the start of this
     /// message, so that it is aligned when the receiver reads it into an aligned buffer.
     fn encode(&mut self, value: &T, out: &mut Vec<u8>) -> Result<(), Self::Error> {
-        if out.is_empty() {
-            *out = ::rkyv::api::high::to_bytes_in(value, std::mem::take(out))?;
-        } else {
-            let bytes = ::rkyv::api::high::to_bytes_in(value, Vec::new())?;
-            out.extend_from_slice(&bytes);
+        let start = out.len();
+        ::rkyv::api::high::to_bytes_in(value, RkyvWriter::new(To::Vec(out)))?;
+        self.in_place = out.len() - start >= IN_PLACE_MIN;
+        Ok(())
+    }
+
+    /// Measures `value` (a serialisation that writes nothing) when the previous message
+    /// was at least 64 KiB; `None` without measuring otherwise, so small messages pay
+    /// nothing for it.
+    fn encoded_len(&mut self, value: &T) -> Result<Option<usize>, Self::Error> {
+        if !self.in_place {
+            return Ok(None);
         }
+        let len = ::rkyv::api::high::to_bytes_in(value, RkyvWriter::new(To::Count))?.pos;
+        self.in_place = len >= IN_PLACE_MIN;
+        Ok(Some(len))
+    }
+
+    /// Serialises `value` into `sink`: a large slice of plain data (the samples of a
+    /// `Vec<f64>`) goes to the socket or the slot straight from the value.
+    fn encode_to(&mut self, value: &T, sink: &mut Sink<'_>) -> Result<(), Self::Error> {
+        ::rkyv::api::high::to_bytes_in(value, RkyvWriter::new(To::Sink(sink)))?;
         Ok(())
     }
 }

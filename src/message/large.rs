@@ -65,6 +65,7 @@ use std::sync::atomic::Ordering;
 use rustix::net::SendFlags;
 
 use super::{Grow, Reader, Writer};
+use crate::codec::api::{Put, Sink};
 use crate::error::{Error, Result};
 use crate::frame::MEMFD_MARK as MARK;
 use crate::transport::Kind;
@@ -165,6 +166,11 @@ impl Outbound {
         }
     }
 
+    /// The smallest payload that goes through a slot.
+    pub(super) fn threshold(&self) -> usize {
+        self.threshold
+    }
+
     /// The slot a payload of `len` bytes goes into: a free one large enough, a new one
     /// while the pool has room, or a free one too small replaced by a larger one; `None`
     /// when every slot is in use.
@@ -241,15 +247,49 @@ impl Writer {
         let Some(i) = pool.pick(payload.len())? else {
             return Ok(false);
         };
+        pool.slots[i].slot.copy_in_at(0, payload);
+        self.send_marker(pool, i, payload.len())?;
+        Ok(true)
+    }
+
+    /// Has `encode` write a message of `len` bytes straight into a free slot and sends its
+    /// memfd frame; `false` when no slot was free (nothing was sent, nothing encoded).
+    ///
+    /// A codec that fails, or writes other than `len` bytes, leaves the slot free and the
+    /// stream as it was.
+    pub(super) fn send_in_slot(
+        &mut self,
+        pool: &mut Outbound,
+        len: usize,
+        encode: &mut dyn FnMut(&mut Sink<'_>) -> Result<()>,
+    ) -> Result<bool> {
+        self.finish_unsent()?;
+        let Some(i) = pool.pick(len)? else {
+            return Ok(false);
+        };
+        let mut put = SlotPut {
+            slot: &pool.slots[i].slot,
+            pos: 0,
+        };
+        let mut sink = Sink::new(&mut put, len);
+        encode(&mut sink)?;
+        sink.check_complete()
+            .map_err(|why| Error::Encode(why.into()))?;
+        self.send_marker(pool, i, len)?;
+        Ok(true)
+    }
+
+    /// Marks slot `i`, which holds a payload of `len` bytes, full and sends its frame. A
+    /// frame that could not go out at all leaves the slot free again.
+    fn send_marker(&mut self, pool: &mut Outbound, i: usize, len: usize) -> Result<()> {
         pool.seq += 1;
         let seq = pool.seq;
         let out = &mut pool.slots[i];
-        out.slot.copy_in(payload);
         out.last = seq;
         out.slot.state().store(full(seq), Ordering::Release);
         let marker = Marker {
             slot: i as u32,
-            len: payload.len() as u64,
+            len: len as u64,
             seq,
             flags: if out.fd.is_some() { NEW_MEMFD } else { 0 },
         };
@@ -272,7 +312,7 @@ impl Writer {
             out.fd = None; // the receiver has it
         }
         if sent == frame.len() {
-            return Ok(true);
+            return Ok(());
         }
         if let Err(e) = self.write_all(&mut [IoSlice::new(&frame[sent..])]) {
             if sent == 0 {
@@ -280,7 +320,22 @@ impl Writer {
             }
             return Err(e);
         }
-        Ok(true)
+        Ok(())
+    }
+}
+
+/// A [`Sink`] into a slot's payload area, from its start.
+struct SlotPut<'a> {
+    slot: &'a Slot,
+    pos: usize,
+}
+
+impl Put for SlotPut<'_> {
+    fn put(&mut self, bytes: &[u8]) -> bool {
+        // The sink keeps the message within the `len` the slot was picked for.
+        self.slot.copy_in_at(self.pos, bytes);
+        self.pos += bytes.len();
+        true
     }
 }
 

@@ -24,6 +24,7 @@ use crate::transport::{self, Kind};
 
 mod fds;
 mod file;
+mod in_place;
 mod large;
 mod nonblocking;
 mod progress;
@@ -31,6 +32,7 @@ mod reader;
 mod spin;
 mod writer;
 
+pub(crate) use self::in_place::STREAM_MIN;
 pub(crate) use self::nonblocking::remaining;
 #[cfg(any(feature = "tokio", feature = "async-io"))]
 pub(crate) use self::nonblocking::wait_fd;

@@ -135,13 +135,20 @@ impl Slot {
         unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().cast::<u64>()) }
     }
 
-    /// Copies `src` into the payload area; `src` must fit ([`capacity`](Slot::capacity)).
-    pub(crate) fn copy_in(&self, src: &[u8]) {
-        assert!(src.len() <= self.capacity(), "payload fits its slot");
+    /// Copies `src` into the payload area at `offset`; it must fit
+    /// ([`capacity`](Slot::capacity)).
+    pub(crate) fn copy_in_at(&self, offset: usize, src: &[u8]) {
+        assert!(
+            offset
+                .checked_add(src.len())
+                .is_some_and(|end| end <= self.capacity()),
+            "payload fits its slot"
+        );
         // SAFETY: `src` is valid for `src.len()` reads; the payload area is valid for
-        // `src.len() <= capacity` writes (see `state`) and is not `src` (this process makes
-        // no reference into the mapping, so no slice can overlap it).
-        unsafe { copy_bytes(self.payload().as_ptr(), src.as_ptr(), src.len()) }
+        // writes up to `capacity`, and `offset + src.len() <= capacity` (see `state`); it
+        // is not `src` (this process makes no reference into the mapping, so no slice can
+        // overlap it).
+        unsafe { copy_bytes(self.payload().as_ptr().add(offset), src.as_ptr(), src.len()) }
     }
 
     /// Copies the first `dst.len()` payload bytes into `dst`; `dst` must fit.

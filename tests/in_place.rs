@@ -1,0 +1,352 @@
+//! Messages written in place (`Encode::encoded_len` / `encode_to`): a codec that can tell
+//! a message's length first writes it behind its header to the socket, or into a memfd
+//! slot, without the copy into the encode buffer. The bytes on the wire are those of the
+//! buffered encoding, on every transport; a codec that announces one length and writes
+//! another, or fails half-way, fails the send with a clear error and never leaves a frame
+//! the receiver would misread; a peer that hangs up mid-message is an I/O error.
+
+mod util;
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use procwire::codec::{Decode, Encode, Sink};
+use procwire::{Connection, Error};
+use util::bounded;
+
+/// A codec of raw bytes that writes in place, and can be made to lie.
+#[derive(Clone, Default)]
+struct Raw {
+    /// Added to the true length in `encoded_len`.
+    announce_extra: isize,
+    /// Fail in `encode_to` after writing this many bytes.
+    fail_after: Option<usize>,
+    /// How many times `encode_to` ran.
+    streamed: usize,
+}
+
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("refused half-way")
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl Encode<Vec<u8>> for Raw {
+    type Error = Refused;
+
+    fn encode(&mut self, value: &Vec<u8>, out: &mut Vec<u8>) -> Result<(), Refused> {
+        out.extend_from_slice(value);
+        Ok(())
+    }
+
+    fn encoded_len(&mut self, value: &Vec<u8>) -> Result<Option<usize>, Refused> {
+        Ok(Some(value.len().saturating_add_signed(self.announce_extra)))
+    }
+
+    fn encode_to(&mut self, value: &Vec<u8>, sink: &mut Sink<'_>) -> Result<(), Refused> {
+        self.streamed += 1;
+        // Small pieces and a large one, as a serialiser writes them.
+        let (head, tail) = value.split_at(value.len().min(1000));
+        for piece in head.chunks(7).chain(tail.chunks(300 << 10)) {
+            if let Some(n) = self.fail_after {
+                if sink.written() + piece.len() > n {
+                    return Err(Refused);
+                }
+            }
+            sink.write(piece);
+        }
+        Ok(())
+    }
+}
+
+impl Decode<Vec<u8>> for Raw {
+    type Error = Refused;
+
+    fn decode(&mut self, bytes: &[u8]) -> Result<Vec<u8>, Refused> {
+        Ok(bytes.to_vec())
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed) ^ (i >> 10) as u8)
+        .collect()
+}
+
+/// A procwire sender with codec `codec` on one end of a socket pair, and the raw other end.
+fn raw_pair(codec: Raw) -> (Connection<Vec<u8>, Vec<u8>, Raw>, UnixStream) {
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    ours.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (
+        Connection::from_fd_with(theirs.into(), codec).unwrap(),
+        ours,
+    )
+}
+
+/// Reads one CPython frame from `sock`.
+fn read_frame(sock: &mut UnixStream) -> Vec<u8> {
+    let mut header = [0u8; 4];
+    sock.read_exact(&mut header).unwrap();
+    let mut len = i32::from_be_bytes(header) as i64 as u64;
+    if len == u64::MAX {
+        let mut long = [0u8; 8];
+        sock.read_exact(&mut long).unwrap();
+        len = u64::from_be_bytes(long);
+    }
+    let mut payload = vec![0u8; len as usize];
+    sock.read_exact(&mut payload).unwrap();
+    payload
+}
+
+#[test]
+fn messages_written_in_place_are_the_frames_of_the_buffered_encoding() {
+    bounded(|| {
+        let (conn, mut peer) = raw_pair(Raw::default());
+        // Below, at and above the streaming threshold; a size past 4 GiB's header is not
+        // needed: the header is the frame module's.
+        let sizes = [
+            0,
+            1,
+            1000,
+            (64 << 10) - 1,
+            64 << 10,
+            (64 << 10) + 1,
+            3 << 20,
+        ];
+        let writer = std::thread::spawn(move || {
+            for (i, &n) in sizes.iter().enumerate() {
+                conn.send(&pattern(n, i as u8)).unwrap();
+            }
+            conn
+        });
+        for (i, &n) in sizes.iter().enumerate() {
+            assert_eq!(read_frame(&mut peer), pattern(n, i as u8), "message {i}");
+        }
+        let conn = writer.join().unwrap();
+        // Every size went through `encode_to`, and the sender is still good.
+        conn.send(&b"after".to_vec()).unwrap();
+        assert_eq!(read_frame(&mut peer), b"after");
+    });
+}
+
+#[test]
+fn a_codec_that_announces_more_than_it_writes_fails_without_breaking_a_small_message() {
+    bounded(|| {
+        let codec = Raw {
+            announce_extra: 5,
+            ..Raw::default()
+        };
+        let (conn, mut peer) = raw_pair(codec);
+        let e = conn.send(&pattern(100, 1)).unwrap_err();
+        assert!(matches!(e, Error::Encode(_)), "{e:?}");
+        assert!(
+            e.to_string()
+                .contains("wrote 100 bytes where its encoded_len announced 105"),
+            "{e}"
+        );
+        // Nothing went out; a timed send (buffered, no `encode_to`) still works.
+        conn.send_timeout(&b"ok".to_vec(), Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(read_frame(&mut peer), b"ok");
+    });
+}
+
+#[test]
+fn a_codec_that_writes_past_its_announced_length_fails_and_the_receiver_sees_no_wrong_frame() {
+    bounded(|| {
+        let codec = Raw {
+            announce_extra: -3,
+            ..Raw::default()
+        };
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let tx = Connection::<Vec<u8>, Vec<u8>, Raw>::from_fd_with(ours.into(), codec).unwrap();
+        let rx = Connection::<Vec<u8>, Vec<u8>, Raw>::from_fd_with(theirs.into(), Raw::default())
+            .unwrap();
+        // The receiver reads as the frame comes, so the sender does not block on a full
+        // socket buffer.
+        let reader = std::thread::spawn(move || rx.recv());
+        // Large: the header and the first bytes have left when the codec runs past.
+        let e = tx.send(&pattern(1 << 20, 2)).unwrap_err();
+        assert!(matches!(e, Error::Encode(_)), "{e:?}");
+        assert!(e.to_string().contains("wrote past the"), "{e}");
+        // The frame was cut short: the sender refuses to go on, the receiver never gets a
+        // message made of the wrong bytes.
+        let again = tx.send_bytes(b"next").unwrap_err();
+        assert!(again.to_string().contains("left unfinished"), "{again}");
+        drop(tx);
+        let got = reader.join().unwrap().unwrap_err();
+        assert!(matches!(got, Error::Truncated { .. }), "{got:?}");
+    });
+}
+
+#[test]
+fn a_codec_that_fails_half_way_through_a_large_message_leaves_the_sender_refusing() {
+    bounded(|| {
+        let codec = Raw {
+            fail_after: Some(400 << 10),
+            ..Raw::default()
+        };
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let tx = Connection::<Vec<u8>, Vec<u8>, Raw>::from_fd_with(ours.into(), codec).unwrap();
+        let rx = Connection::<Vec<u8>, Vec<u8>, Raw>::from_fd_with(theirs.into(), Raw::default())
+            .unwrap();
+        let reader = std::thread::spawn(move || rx.recv());
+        let e = tx.send(&pattern(1 << 20, 3)).unwrap_err();
+        assert!(matches!(e, Error::Encode(_)), "{e:?}");
+        assert!(e.to_string().contains("refused half-way"), "{e}");
+        let again = tx.send(&b"next".to_vec()).unwrap_err();
+        assert!(matches!(&again, Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe));
+        drop(tx);
+        let got = reader.join().unwrap().unwrap_err();
+        assert!(matches!(got, Error::Truncated { .. }), "{got:?}");
+    });
+}
+
+#[test]
+fn a_codec_that_fails_before_anything_left_keeps_the_stream_aligned() {
+    bounded(|| {
+        let codec = Raw {
+            fail_after: Some(10),
+            ..Raw::default()
+        };
+        let (conn, mut peer) = raw_pair(codec);
+        let e = conn.send(&pattern(1 << 20, 4)).unwrap_err();
+        assert!(matches!(e, Error::Encode(_)), "{e:?}");
+        // Only gathered bytes were dropped: the stream is as before.
+        conn.send_timeout(&b"fine".to_vec(), Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(read_frame(&mut peer), b"fine");
+    });
+}
+
+#[test]
+fn a_peer_that_hangs_up_mid_message_is_an_io_error_not_an_encode_error() {
+    bounded(|| {
+        let (conn, peer) = raw_pair(Raw::default());
+        drop(peer);
+        let e = conn.send(&pattern(4 << 20, 5)).unwrap_err();
+        assert!(e.is_disconnected(), "{e:?}");
+    });
+}
+
+#[cfg(feature = "rkyv")]
+mod rkyv_codec {
+    use super::*;
+    use procwire::codec::Rkyv;
+
+    #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, PartialEq, Clone)]
+    struct Frame {
+        id: u64,
+        name: String,
+        samples: Vec<f64>,
+        parts: Vec<(u32, String)>,
+    }
+
+    fn frame(id: u64, samples: usize, parts: usize) -> Frame {
+        Frame {
+            id,
+            name: format!("frame {id}"),
+            samples: (0..samples).map(|i| i as f64 * 0.5 + id as f64).collect(),
+            parts: (0..parts).map(|i| (i as u32, format!("p{i}"))).collect(),
+        }
+    }
+
+    #[test]
+    fn rkyv_messages_written_in_place_are_byte_for_byte_the_archives_of_to_bytes() {
+        bounded(|| {
+            let (ours, mut peer) = UnixStream::pair().unwrap();
+            peer.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let conn =
+                Connection::<Frame, Frame, Rkyv>::from_fd_with(ours.into(), Rkyv::new()).unwrap();
+            // A large one switches the codec to measuring; then large slices, many small
+            // writes (thousands of strings) and a small message again.
+            let frames = vec![
+                frame(1, 20_000, 0),
+                frame(2, 2 << 20, 3),
+                frame(3, 10, 30_000),
+                frame(4, 9_000, 0),
+                frame(5, 3, 1),
+                frame(6, 1 << 20, 1),
+            ];
+            let sent = frames.clone();
+            let writer = std::thread::spawn(move || {
+                for f in &sent {
+                    conn.send(f).unwrap();
+                }
+            });
+            for f in &frames {
+                let expected = rkyv::to_bytes::<rkyv::rancor::Error>(f).unwrap();
+                assert_eq!(read_frame(&mut peer), &expected[..], "frame {}", f.id);
+            }
+            writer.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn rkyv_in_place_sends_arrive_over_every_transport_and_through_memfds() {
+        bounded(|| {
+            let frames = [
+                frame(1, 100_000, 2),
+                frame(2, 1 << 20, 5000),
+                frame(3, 1, 1),
+            ];
+            // A socket pair, with and without memfds, then TCP, then a pipe.
+            for memfd in [false, true] {
+                let (a, b) = procwire::duplex_with::<Frame, Frame, Rkyv>(Rkyv::new()).unwrap();
+                if memfd {
+                    a.enable_large_memfd(64 << 10).unwrap();
+                    b.accept_large_memfd(64 << 20).unwrap();
+                }
+                let sent = frames.clone();
+                let t = std::thread::spawn(move || {
+                    for f in &sent {
+                        a.send(f).unwrap();
+                    }
+                });
+                for f in &frames {
+                    assert_eq!(&b.recv().unwrap(), f);
+                }
+                t.join().unwrap();
+            }
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            let a =
+                Connection::<Frame, Frame, Rkyv>::from_fd_with(client.into(), Rkyv::new()).unwrap();
+            let b =
+                Connection::<Frame, Frame, Rkyv>::from_fd_with(server.into(), Rkyv::new()).unwrap();
+            let sent = frames.clone();
+            let t = std::thread::spawn(move || {
+                for f in &sent {
+                    a.send(f).unwrap();
+                }
+            });
+            for f in &frames {
+                assert_eq!(&b.recv().unwrap(), f);
+            }
+            t.join().unwrap();
+            let (tx, rx) = procwire::pipe_with::<Frame, Rkyv>(Rkyv::new()).unwrap();
+            let sent = frames.clone();
+            let t = std::thread::spawn(move || {
+                for f in &sent {
+                    tx.send(f).unwrap();
+                }
+            });
+            for f in &frames {
+                let got = rx.recv_archived().unwrap();
+                assert_eq!(got.id, f.id);
+                assert_eq!(got.samples.len(), f.samples.len());
+                assert_eq!(got.parts.len(), f.parts.len());
+            }
+            t.join().unwrap();
+        });
+    }
+}
