@@ -251,7 +251,7 @@ impl<T, C, Rt: Runtime> Sender<T, C, Rt> {
             ..
         } = self;
         drop(reg);
-        (fd, writer, Encoder { codec, buf })
+        (fd, writer, Encoder::new(codec, buf))
     }
 
     /// Sends `value` as one message, encoded into a buffer the sender keeps.

@@ -17,7 +17,9 @@ use bytemuck::Pod;
 use crate::auth::PeerCredentials;
 use crate::codec::api::{Decode, Encode};
 use crate::error::{Error, Result};
-use crate::message::{close_fd, Duplex, MessageReceiver, MessageSender, Reader, Wait, Writer};
+use crate::message::{
+    close_fd, Duplex, MessageReceiver, MessageSender, Reader, Wait, Writer, STREAM_MIN,
+};
 use crate::transport::{Kind, Stream};
 #[cfg(feature = "postcard")]
 use crate::Postcard;
@@ -42,6 +44,19 @@ pub use self::pairs::{duplex_with, pipe_with};
 pub(crate) struct Encoder<C> {
     pub(crate) codec: C,
     pub(crate) buf: Vec<u8>,
+    /// Whether the last message sent was at least [`STREAM_MIN`] long: the next one is
+    /// measured ([`Encode::encoded_len`]), to be written in place.
+    pub(crate) large: bool,
+}
+
+impl<C> Encoder<C> {
+    pub(crate) fn new(codec: C, buf: Vec<u8>) -> Encoder<C> {
+        Encoder {
+            codec,
+            buf,
+            large: false,
+        }
+    }
 }
 
 /// The instant `timeout` from now; `None` when it is too far away to represent.
@@ -49,12 +64,12 @@ fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
-/// Receives one message and decodes it with `codec`.
 /// The error of a codec's `encode`, as the send reports it.
 fn encode_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Encode(Box::new(e))
 }
 
+/// Receives one message and decodes it with `codec`.
 fn decode<T, C: Decode<T>>(reader: &mut Reader, codec: &mut C) -> Result<T> {
     reader
         .recv_with_maybe_memfd(|bytes| codec.decode(bytes))? // large-message hook
@@ -136,10 +151,7 @@ impl<T, C> Sender<T, C> {
     }
 
     pub(crate) fn from_fd(fd: Arc<OwnedFd>, kind: Kind, codec: C) -> Self {
-        let encoder = Encoder {
-            codec,
-            buf: Vec::new(),
-        };
+        let encoder = Encoder::new(codec, Vec::new());
         Sender {
             io: Arc::new(MessageSender::new(fd, kind, encoder)),
             _marker: PhantomData,
@@ -180,9 +192,10 @@ impl<T, C> Sender<T, C> {
     {
         let mut out = self.io.lock();
         let crate::message::Out { writer, state } = &mut *out;
-        let Encoder { codec, buf } = state;
-        if deadline.is_none() {
+        let Encoder { codec, buf, large } = state;
+        if deadline.is_none() && *large {
             if let Some(len) = codec.encoded_len(value).map_err(encode_error)? {
+                *large = len >= STREAM_MIN;
                 // Written in place as the codec makes it: no copy into `buf`.
                 return writer.send_in_place(len, buf, &mut |sink| {
                     codec.encode_to(value, sink).map_err(encode_error)
@@ -191,6 +204,7 @@ impl<T, C> Sender<T, C> {
         }
         buf.clear();
         codec.encode(value, buf).map_err(encode_error)?;
+        *large = buf.len() >= STREAM_MIN;
         // Large-message hook: through a memfd when enabled and large enough.
         writer.send_maybe_memfd(buf, deadline)
     }
@@ -203,7 +217,7 @@ impl<T, C> Sender<T, C> {
     {
         let mut out = self.io.lock();
         let crate::message::Out { writer, state } = &mut *out;
-        let Encoder { codec, buf } = state;
+        let Encoder { codec, buf, .. } = state;
         buf.clear();
         codec.encode(value, buf).map_err(encode_error)?;
         send(writer, buf)

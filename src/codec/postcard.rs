@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::api::{Decode, Encode};
+use super::api::{Decode, Encode, Sink};
 
 /// The default codec: any `serde` type, encoded with [postcard](https://docs.rs/postcard).
 ///
@@ -59,11 +59,101 @@ impl postcard::ser_flavors::Flavor for AppendVec<'_> {
     }
 }
 
+/// A postcard output flavor that only counts: the length of a message before it is
+/// written in place.
+struct Count(usize);
+
+impl postcard::ser_flavors::Flavor for Count {
+    type Output = usize;
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0 += data.len();
+        Ok(())
+    }
+
+    #[inline]
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.0)
+    }
+}
+
+/// How many bytes [`ToSink`] gathers on the stack before handing them to its sink.
+const GATHER: usize = 8 << 10;
+
+/// A postcard output flavor that writes to a [`Sink`], gathering postcard's small writes
+/// (a field, an element) on the stack so that each costs a copy, not a call into the sink.
+struct ToSink<'s, 'a> {
+    sink: &'s mut Sink<'a>,
+    buf: [u8; GATHER],
+    len: usize,
+}
+
+impl ToSink<'_, '_> {
+    fn flush(&mut self) {
+        self.sink.write(&self.buf[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl postcard::ser_flavors::Flavor for ToSink<'_, '_> {
+    type Output = ();
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() > GATHER - self.len {
+            self.flush();
+            if data.len() > GATHER {
+                self.sink.write(data);
+                return Ok(());
+            }
+        }
+        self.buf[self.len..self.len + data.len()].copy_from_slice(data);
+        self.len += data.len();
+        Ok(())
+    }
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.len == GATHER {
+            self.flush();
+        }
+        self.buf[self.len] = data;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn finalize(mut self) -> postcard::Result<()> {
+        self.flush();
+        Ok(())
+    }
+}
+
 impl<T: Serialize + ?Sized> Encode<T> for Postcard {
     type Error = postcard::Error;
 
     fn encode(&mut self, value: &T, out: &mut Vec<u8>) -> Result<(), Self::Error> {
         postcard::serialize_with_flavor(value, AppendVec(out))
+    }
+
+    /// Measures `value`: a serialisation that only counts.
+    fn encoded_len(&mut self, value: &T) -> Result<Option<usize>, Self::Error> {
+        postcard::serialize_with_flavor(value, Count(0)).map(Some)
+    }
+
+    /// Serialises `value` into `sink`, 8 KiB at a time.
+    fn encode_to(&mut self, value: &T, sink: &mut Sink<'_>) -> Result<(), Self::Error> {
+        let flavor = ToSink {
+            sink,
+            buf: [0; GATHER],
+            len: 0,
+        };
+        postcard::serialize_with_flavor(value, flavor)
     }
 }
 

@@ -13,13 +13,10 @@ use ::rkyv::util::AlignedVec;
 use ::rkyv::{Archive, Deserialize, Serialize};
 use yoke::Yoke;
 
-use super::api::{Decode, Encode, Put, Sink};
+use super::api::{Decode, Encode, Sink};
 use crate::error::{Error, Result};
+use crate::message::Put;
 use crate::message::{Grow, In, MessageReceiver, Wait};
-
-/// A message at least this long makes the codec measure the next one, to write it in
-/// place ([`Encode::encoded_len`]).
-const IN_PLACE_MIN: usize = crate::message::STREAM_MIN;
 
 /// The alignment of the receive buffer, and of every archive the codec reads in place.
 const ALIGN: usize = AlignedVec::<16>::ALIGNMENT;
@@ -42,7 +39,7 @@ const ALIGN: usize = AlignedVec::<16>::ALIGNMENT;
 ///
 /// # Large messages are written in place
 ///
-/// Once a message of at least 64 KiB has been sent, the codec measures each next value
+/// Once a message of at least 64 KiB has been sent, the sender measures each next value
 /// before a blocking [`send`](crate::Sender::send) (a serialisation that writes nothing,
 /// see [`Encode::encoded_len`]) and then serialises it where the message goes: behind its
 /// frame header to the socket, a large slice of plain data (the samples of a `Vec<f64>`)
@@ -83,9 +80,6 @@ pub struct Rkyv {
     /// The receive buffer; it holds the last message at `..len`.
     buf: AlignedVec,
     len: usize,
-    /// Whether the last message sent was large: the next one is measured first, to be
-    /// written in place.
-    in_place: bool,
 }
 
 impl Rkyv {
@@ -206,22 +200,15 @@ where
     /// Serialises `value`; positions inside the archive count from the start of this
     /// message, so that it is aligned when the receiver reads it into an aligned buffer.
     fn encode(&mut self, value: &T, out: &mut Vec<u8>) -> Result<(), Self::Error> {
-        let start = out.len();
         ::rkyv::api::high::to_bytes_in(value, RkyvWriter::new(To::Vec(out)))?;
-        self.in_place = out.len() - start >= IN_PLACE_MIN;
         Ok(())
     }
 
-    /// Measures `value` (a serialisation that writes nothing) when the previous message
-    /// was at least 64 KiB; `None` without measuring otherwise, so small messages pay
-    /// nothing for it.
+    /// Measures `value`: a serialisation that writes nothing.
     fn encoded_len(&mut self, value: &T) -> Result<Option<usize>, Self::Error> {
-        if !self.in_place {
-            return Ok(None);
-        }
-        let len = ::rkyv::api::high::to_bytes_in(value, RkyvWriter::new(To::Count))?.pos;
-        self.in_place = len >= IN_PLACE_MIN;
-        Ok(Some(len))
+        Ok(Some(
+            ::rkyv::api::high::to_bytes_in(value, RkyvWriter::new(To::Count))?.pos,
+        ))
     }
 
     /// Serialises `value` into `sink`: a large slice of plain data (the samples of a

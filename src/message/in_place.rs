@@ -6,8 +6,8 @@
 
 use std::io::IoSlice;
 
+use super::sink::{Put, Sink};
 use super::Writer;
-use crate::codec::api::{Put, Sink};
 use crate::error::{Error, Result};
 use crate::frame::Header;
 

@@ -64,8 +64,8 @@ use std::sync::atomic::Ordering;
 
 use rustix::net::SendFlags;
 
+use super::sink::{Put, Sink};
 use super::{Grow, Reader, Writer};
-use crate::codec::api::{Put, Sink};
 use crate::error::{Error, Result};
 use crate::frame::MEMFD_MARK as MARK;
 use crate::transport::Kind;

@@ -29,6 +29,7 @@ mod large;
 mod nonblocking;
 mod progress;
 mod reader;
+mod sink;
 mod spin;
 mod writer;
 
@@ -40,6 +41,9 @@ use self::progress::Report;
 #[cfg(any(feature = "tokio", feature = "async-io"))]
 pub(crate) use self::reader::Progress;
 pub(crate) use self::reader::Reader;
+#[cfg(feature = "rkyv")]
+pub(crate) use self::sink::Put;
+pub use self::sink::Sink;
 pub(crate) use self::writer::Writer;
 
 /// A destination for a payload that grows as the payload arrives (see
