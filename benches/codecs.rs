@@ -30,9 +30,12 @@
 //! | `ipc_channel` | 5.87 ms | 0.37× | 1 |
 //!
 //! `rkyv_archived` receives as `raw` does (straight from the kernel into a kept buffer;
-//! validation does not show in a profile); the difference is on the sending side, where
-//! rkyv copies the samples into the encode buffer once and `raw` writes from the caller's
-//! slice. `postcard` serialises and deserialises element by element.
+//! validation does not show in a profile). These figures are from before in-place encoding
+//! (issue 17): the difference was on the sending side, where rkyv copied the samples into
+//! the encode buffer once and `raw` writes from the caller's slice. Since then a blocking
+//! send after a large message writes the samples from the caller's `Vec` too; the
+//! two-process figures are `benches/floor.rs`'s (`docs/performance.md`). `postcard`
+//! serialises and deserialises element by element.
 
 use std::hint::black_box;
 use std::thread;

@@ -13,7 +13,10 @@ impl<T, C> Sender<T, C> {
     /// Linux and Android, Unix-domain sockets only.
     ///
     /// The payload is copied once into a slot (a memfd mapped in both processes and kept
-    /// mapped), and only a 36-byte frame goes through the socket; the receiver copies it
+    /// mapped); a typed value whose codec writes in place (Rkyv, Postcard: see
+    /// [`Encode::encoded_len`](crate::codec::Encode::encoded_len)) is serialised straight
+    /// into the slot, after a first large message. Only a 36-byte frame goes through the
+    /// socket; the receiver copies it
     /// out once and marks the slot free in the shared memory, so nothing comes back on the
     /// connection. The sender keeps at most 4 slots, each as large as the largest message
     /// it held (rounded up to a MiB) and mapped in both processes until the connection is
@@ -26,9 +29,9 @@ impl<T, C> Sender<T, C> {
     /// of the whole payload; through the socket it is two copies too, but in pieces of the
     /// socket buffer that stay in the processor's cache between them. So when both
     /// processes run on **different cores** (the usual case on a multi-core machine),
-    /// a 16 MiB `send_bytes` → `recv_bytes_into` is 1.6–1.8 times as fast as through the
+    /// a 16 MiB `send_bytes` → `recv_bytes_into` is 1.4–1.8 times as fast as through the
     /// socket, and the socket's per-piece wake-ups are gone; when they share **one core**,
-    /// it is 0.75–0.8 times as fast (`docs/performance.md`, rows `memfd-*-bulk`). Measure
+    /// it is 0.8–1.3 times as fast (`docs/performance.md`, rows `memfd-*-bulk`). Measure
     /// your own placement before turning it on.
     ///
     /// **Both ends must be procwire and both must opt in.** A receiver that did not call

@@ -35,7 +35,52 @@ pub trait Encode<T: ?Sized> {
     /// That saves the copy of the whole message into the sender's encode buffer. Computing
     /// the length usually means a pass over the value without writing, so a sender asks
     /// only when its previous message was at least 64 KiB long: a stream of small
-    /// messages never pays for it. [`Rkyv`](crate::codec::Rkyv) implements it.
+    /// messages never pays for it. [`Rkyv`](crate::codec::Rkyv) and
+    /// [`Postcard`](crate::Postcard) implement it.
+    ///
+    /// # Examples
+    ///
+    /// A codec of raw bytes, whose length is known at once:
+    ///
+    /// ```
+    /// use procwire::codec::{Decode, Encode, Sink};
+    ///
+    /// #[derive(Clone)]
+    /// struct Bytes;
+    ///
+    /// impl Encode<Vec<u8>> for Bytes {
+    ///     type Error = std::convert::Infallible;
+    ///     fn encode(&mut self, value: &Vec<u8>, out: &mut Vec<u8>) -> Result<(), Self::Error> {
+    ///         out.extend_from_slice(value);
+    ///         Ok(())
+    ///     }
+    ///     fn encoded_len(&mut self, value: &Vec<u8>) -> Result<Option<usize>, Self::Error> {
+    ///         Ok(Some(value.len()))
+    ///     }
+    ///     fn encode_to(&mut self, value: &Vec<u8>, sink: &mut Sink<'_>) -> Result<(), Self::Error> {
+    ///         sink.write(value); // to the socket, from `value`: no copy into a buffer
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// impl Decode<Vec<u8>> for Bytes {
+    ///     type Error = std::convert::Infallible;
+    ///     fn decode(&mut self, bytes: &[u8]) -> Result<Vec<u8>, Self::Error> {
+    ///         Ok(bytes.to_vec())
+    ///     }
+    /// }
+    ///
+    /// let (tx, rx) = procwire::pipe_with::<Vec<u8>, Bytes>(Bytes)?;
+    /// let sender = std::thread::spawn(move || -> procwire::Result<()> {
+    ///     tx.send(&vec![1; 1 << 20])?; // into the encode buffer: the first large message
+    ///     tx.send(&vec![2; 1 << 20])?; // measured, then written in place
+    ///     Ok(())
+    /// });
+    /// assert_eq!(rx.recv()?, vec![1; 1 << 20]);
+    /// assert_eq!(rx.recv()?, vec![2; 1 << 20]);
+    /// sender.join().unwrap()?;
+    /// # Ok::<(), procwire::Error>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -14,6 +14,11 @@ use super::api::{Decode, Encode, Sink};
 /// types, as with any non-self-describing format. A payload with bytes left over after the
 /// value is rejected, so a peer using a different type is caught more often.
 ///
+/// After a message of at least 64 KiB, a blocking send measures the next value (a
+/// serialisation that only counts) and then writes it in place, 8 KiB at a time, without
+/// building the whole message in the encode buffer (see
+/// [`Encode::encoded_len`](crate::codec::Encode::encoded_len)).
+///
 /// # Examples
 ///
 /// ```
