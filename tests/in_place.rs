@@ -117,6 +117,24 @@ fn warm_pair(tx: &Connection<Vec<u8>, Vec<u8>, Raw>, rx: &Connection<Vec<u8>, Ve
     assert_eq!(rx.recv().unwrap(), pattern(70_000, 9));
 }
 
+/// Sends `values` from `a` on a thread and checks that `b` receives them, in order.
+fn send_all_through<T, C>(a: Connection<T, T, C>, b: Connection<T, T, C>, values: &[T])
+where
+    T: Clone + PartialEq + std::fmt::Debug + Send + 'static,
+    C: Encode<T> + Decode<T> + Send + 'static,
+{
+    let sent = values.to_vec();
+    let t = std::thread::spawn(move || {
+        for v in &sent {
+            a.send(v).unwrap();
+        }
+    });
+    for v in values {
+        assert_eq!(&b.recv().unwrap(), v);
+    }
+    t.join().unwrap();
+}
+
 #[test]
 fn messages_written_in_place_are_the_frames_of_the_buffered_encoding() {
     bounded(|| {
@@ -171,32 +189,41 @@ fn a_codec_that_announces_more_than_it_writes_fails_without_breaking_a_small_mes
     });
 }
 
+/// Sends a 1 MiB message with `codec` (after a warm-up), which must fail with an
+/// [`Error::Encode`] saying `why` after the frame's first bytes left: the sender must then
+/// refuse every send, and the receiver see the frame cut short, never a wrong message.
+fn assert_cut_short(codec: Raw, why: &str) {
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let tx = Connection::<Vec<u8>, Vec<u8>, Raw>::from_fd_with(ours.into(), codec).unwrap();
+    let rx =
+        Connection::<Vec<u8>, Vec<u8>, Raw>::from_fd_with(theirs.into(), Raw::default()).unwrap();
+    warm_pair(&tx, &rx);
+    // The receiver reads as the frame comes, so the sender does not block on a full
+    // socket buffer.
+    let reader = std::thread::spawn(move || rx.recv());
+    let e = tx.send(&pattern(1 << 20, 2)).unwrap_err();
+    assert!(matches!(e, Error::Encode(_)), "{e:?}");
+    assert!(e.to_string().contains(why), "{e}");
+    let again = tx.send_bytes(b"next").unwrap_err();
+    assert!(
+        matches!(&again, Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe),
+        "{again:?}"
+    );
+    assert!(again.to_string().contains("left unfinished"), "{again}");
+    drop(tx);
+    let got = reader.join().unwrap().unwrap_err();
+    assert!(matches!(got, Error::Truncated { .. }), "{got:?}");
+}
+
 #[test]
 fn a_codec_that_writes_past_its_announced_length_fails_and_the_receiver_sees_no_wrong_frame() {
     bounded(|| {
+        // The header and the first 300 KiB have left when the codec runs past.
         let codec = Raw {
             announce_extra: -3,
             ..Raw::default()
         };
-        let (ours, theirs) = UnixStream::pair().unwrap();
-        let tx = Connection::<Vec<u8>, Vec<u8>, Raw>::from_fd_with(ours.into(), codec).unwrap();
-        let rx = Connection::<Vec<u8>, Vec<u8>, Raw>::from_fd_with(theirs.into(), Raw::default())
-            .unwrap();
-        warm_pair(&tx, &rx);
-        // The receiver reads as the frame comes, so the sender does not block on a full
-        // socket buffer.
-        let reader = std::thread::spawn(move || rx.recv());
-        // Large: the header and the first bytes have left when the codec runs past.
-        let e = tx.send(&pattern(1 << 20, 2)).unwrap_err();
-        assert!(matches!(e, Error::Encode(_)), "{e:?}");
-        assert!(e.to_string().contains("wrote past the"), "{e}");
-        // The frame was cut short: the sender refuses to go on, the receiver never gets a
-        // message made of the wrong bytes.
-        let again = tx.send_bytes(b"next").unwrap_err();
-        assert!(again.to_string().contains("left unfinished"), "{again}");
-        drop(tx);
-        let got = reader.join().unwrap().unwrap_err();
-        assert!(matches!(got, Error::Truncated { .. }), "{got:?}");
+        assert_cut_short(codec, "wrote past the");
     });
 }
 
@@ -207,20 +234,7 @@ fn a_codec_that_fails_half_way_through_a_large_message_leaves_the_sender_refusin
             fail_after: Some(400 << 10),
             ..Raw::default()
         };
-        let (ours, theirs) = UnixStream::pair().unwrap();
-        let tx = Connection::<Vec<u8>, Vec<u8>, Raw>::from_fd_with(ours.into(), codec).unwrap();
-        let rx = Connection::<Vec<u8>, Vec<u8>, Raw>::from_fd_with(theirs.into(), Raw::default())
-            .unwrap();
-        warm_pair(&tx, &rx);
-        let reader = std::thread::spawn(move || rx.recv());
-        let e = tx.send(&pattern(1 << 20, 3)).unwrap_err();
-        assert!(matches!(e, Error::Encode(_)), "{e:?}");
-        assert!(e.to_string().contains("refused half-way"), "{e}");
-        let again = tx.send(&b"next".to_vec()).unwrap_err();
-        assert!(matches!(&again, Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe));
-        drop(tx);
-        let got = reader.join().unwrap().unwrap_err();
-        assert!(matches!(got, Error::Truncated { .. }), "{got:?}");
+        assert_cut_short(codec, "refused half-way");
     });
 }
 
@@ -322,16 +336,7 @@ mod rkyv_codec {
                     a.enable_large_memfd(64 << 10).unwrap();
                     b.accept_large_memfd(64 << 20).unwrap();
                 }
-                let sent = frames.clone();
-                let t = std::thread::spawn(move || {
-                    for f in &sent {
-                        a.send(f).unwrap();
-                    }
-                });
-                for f in &frames {
-                    assert_eq!(&b.recv().unwrap(), f);
-                }
-                t.join().unwrap();
+                send_all_through(a, b, &frames);
             }
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -340,16 +345,7 @@ mod rkyv_codec {
                 Connection::<Frame, Frame, Rkyv>::from_fd_with(client.into(), Rkyv::new()).unwrap();
             let b =
                 Connection::<Frame, Frame, Rkyv>::from_fd_with(server.into(), Rkyv::new()).unwrap();
-            let sent = frames.clone();
-            let t = std::thread::spawn(move || {
-                for f in &sent {
-                    a.send(f).unwrap();
-                }
-            });
-            for f in &frames {
-                assert_eq!(&b.recv().unwrap(), f);
-            }
-            t.join().unwrap();
+            send_all_through(a, b, &frames);
             let (tx, rx) = procwire::pipe_with::<Frame, Rkyv>(Rkyv::new()).unwrap();
             let sent = frames.clone();
             let t = std::thread::spawn(move || {
@@ -436,16 +432,7 @@ mod postcard_codec {
                     a.enable_large_memfd(64 << 10).unwrap();
                     b.accept_large_memfd(64 << 20).unwrap();
                 }
-                let sent = frames.clone();
-                let t = std::thread::spawn(move || {
-                    for f in &sent {
-                        a.send(f).unwrap();
-                    }
-                });
-                for f in &frames {
-                    assert_eq!(&b.recv().unwrap(), f);
-                }
-                t.join().unwrap();
+                send_all_through(a, b, &frames);
             }
         });
     }
