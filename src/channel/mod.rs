@@ -57,6 +57,19 @@ impl<C> Encoder<C> {
             large: false,
         }
     }
+
+    /// Encodes `value` into the reused buffer and returns it.
+    fn encode<T: ?Sized>(&mut self, value: &T) -> Result<&[u8]>
+    where
+        C: Encode<T>,
+    {
+        self.buf.clear();
+        self.codec
+            .encode(value, &mut self.buf)
+            .map_err(encode_error)?;
+        self.large = self.buf.len() >= STREAM_MIN;
+        Ok(&self.buf)
+    }
 }
 
 /// The instant `timeout` from now; `None` when it is too far away to represent.
@@ -192,8 +205,8 @@ impl<T, C> Sender<T, C> {
     {
         let mut out = self.io.lock();
         let crate::message::Out { writer, state } = &mut *out;
-        let Encoder { codec, buf, large } = state;
-        if deadline.is_none() && *large {
+        if deadline.is_none() && state.large {
+            let Encoder { codec, buf, large } = state;
             if let Some(len) = codec.encoded_len(value).map_err(encode_error)? {
                 *large = len >= STREAM_MIN;
                 // Written in place as the codec makes it: no copy into `buf`.
@@ -202,11 +215,8 @@ impl<T, C> Sender<T, C> {
                 });
             }
         }
-        buf.clear();
-        codec.encode(value, buf).map_err(encode_error)?;
-        *large = buf.len() >= STREAM_MIN;
         // Large-message hook: through a memfd when enabled and large enough.
-        writer.send_maybe_memfd(buf, deadline)
+        writer.send_maybe_memfd(state.encode(value)?, deadline)
     }
 
     /// Encodes `value` into the reused buffer and hands it to `send` with the writer,
@@ -217,10 +227,7 @@ impl<T, C> Sender<T, C> {
     {
         let mut out = self.io.lock();
         let crate::message::Out { writer, state } = &mut *out;
-        let Encoder { codec, buf, .. } = state;
-        buf.clear();
-        codec.encode(value, buf).map_err(encode_error)?;
-        send(writer, buf)
+        send(writer, state.encode(value)?)
     }
 
     /// Sends the bytes of `data` as one message, without encoding.

@@ -38,23 +38,15 @@ impl Writer {
         scratch: &mut Vec<u8>,
         encode: &mut dyn FnMut(&mut Sink<'_>) -> Result<()>,
     ) -> Result<()> {
-        if let Some(mut pool) = self.large.take() {
-            let sent = if len >= pool.threshold() {
-                self.send_in_slot(&mut pool, len, encode)
-            } else {
-                Ok(false)
-            };
-            self.large = Some(pool);
-            if sent? {
-                return Ok(());
-            }
+        if self.send_in_slot(len, encode)? {
+            return Ok(());
         }
         if len < STREAM_MIN {
             scratch.clear();
             let mut put = VecPut(scratch);
             let mut sink = Sink::new(&mut put, len);
             encode(&mut sink)?;
-            sink.check_complete().map_err(mismatch)?;
+            sink.check_complete()?;
             return self.send_frame(scratch);
         }
         self.stream(len, scratch, encode)
@@ -82,7 +74,7 @@ impl Writer {
         let complete = sink.check_complete();
         let result = match (coded, complete) {
             (Err(e), _) => Err(e),
-            (Ok(()), Err(why)) => Err(mismatch(why)),
+            (Ok(()), Err(e)) => Err(e),
             (Ok(()), Ok(())) => put.flush(),
         };
         // An I/O error is what failed first: the codec only saw its writes dropped.
@@ -95,10 +87,6 @@ impl Writer {
         }
         result
     }
-}
-
-fn mismatch(why: String) -> Error {
-    Error::Encode(why.into())
 }
 
 /// A [`Sink`] into a `Vec`.

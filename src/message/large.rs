@@ -166,11 +166,6 @@ impl Outbound {
         }
     }
 
-    /// The smallest payload that goes through a slot.
-    pub(super) fn threshold(&self) -> usize {
-        self.threshold
-    }
-
     /// The slot a payload of `len` bytes goes into: a free one large enough, a new one
     /// while the pool has room, or a free one too small replaced by a larger one; `None`
     /// when every slot is in use.
@@ -224,40 +219,37 @@ impl Writer {
         payload: &[u8],
         deadline: Option<std::time::Instant>,
     ) -> Result<()> {
-        let large = self
-            .large
-            .as_ref()
-            .is_some_and(|l| payload.len() >= l.threshold);
-        if large && deadline.is_none() {
-            if let Some(mut pool) = self.large.take() {
-                let sent = self.send_through_pool(&mut pool, payload);
-                self.large = Some(pool);
-                if sent? {
-                    return Ok(());
-                }
-            }
+        let copy_in = &mut |sink: &mut Sink<'_>| {
+            sink.write(payload);
+            Ok(())
+        };
+        if deadline.is_none() && self.send_in_slot(payload.len(), copy_in)? {
+            return Ok(());
         }
         self.send(payload, deadline)
     }
 
-    /// Puts `payload` in a free slot and sends its memfd frame; `false` when no slot was
-    /// free (nothing was sent).
-    fn send_through_pool(&mut self, pool: &mut Outbound, payload: &[u8]) -> Result<bool> {
-        self.finish_unsent()?;
-        let Some(i) = pool.pick(payload.len())? else {
+    /// Has `encode` write a message of `len` bytes into a free slot and sends its memfd
+    /// frame; `false` when large messages are not enabled, `len` is under their threshold
+    /// or no slot is free (nothing was sent, nothing encoded).
+    #[inline]
+    pub(super) fn send_in_slot(
+        &mut self,
+        len: usize,
+        encode: &mut dyn FnMut(&mut Sink<'_>) -> Result<()>,
+    ) -> Result<bool> {
+        let Some(mut pool) = self.large.take_if(|pool| len >= pool.threshold) else {
             return Ok(false);
         };
-        pool.slots[i].slot.copy_in_at(0, payload);
-        self.send_marker(pool, i, payload.len())?;
-        Ok(true)
+        let sent = self.fill_slot(&mut pool, len, encode);
+        self.large = Some(pool);
+        sent
     }
 
-    /// Has `encode` write a message of `len` bytes straight into a free slot and sends its
-    /// memfd frame; `false` when no slot was free (nothing was sent, nothing encoded).
-    ///
-    /// A codec that fails, or writes other than `len` bytes, leaves the slot free and the
+    /// [`send_in_slot`](Writer::send_in_slot) with the pool taken out of the writer. A
+    /// codec that fails, or writes other than `len` bytes, leaves the slot free and the
     /// stream as it was.
-    pub(super) fn send_in_slot(
+    fn fill_slot(
         &mut self,
         pool: &mut Outbound,
         len: usize,
@@ -273,8 +265,7 @@ impl Writer {
         };
         let mut sink = Sink::new(&mut put, len);
         encode(&mut sink)?;
-        sink.check_complete()
-            .map_err(|why| Error::Encode(why.into()))?;
+        sink.check_complete()?;
         self.send_marker(pool, i, len)?;
         Ok(true)
     }

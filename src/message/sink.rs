@@ -2,6 +2,8 @@
 //! ([`Encode::encode_to`](crate::codec::Encode::encode_to)). It lives in the message
 //! layer, which fills it; `codec` re-exports it.
 
+use crate::error::{Error, Result};
+
 /// Where [`Encode::encode_to`](crate::codec::Encode::encode_to) writes a message in place: the socket behind the frame's
 /// header, or a memfd slot. Made by the sender; a codec only writes to it.
 ///
@@ -65,22 +67,23 @@ impl<'a> Sink<'a> {
         self.failed
     }
 
-    /// `Err` with the reason when the codec wrote other than the `len` bytes it announced
-    /// (and nothing else failed).
-    pub(crate) fn check_complete(&self) -> Result<(), String> {
-        if self.overrun {
-            return Err(format!(
+    /// [`Error::Encode`] with the reason when the codec wrote other than the `len` bytes
+    /// it announced (and nothing else failed).
+    pub(crate) fn check_complete(&self) -> Result<()> {
+        let why = if self.overrun {
+            format!(
                 "the codec wrote past the {} bytes its encoded_len announced",
                 self.len
-            ));
-        }
-        if !self.failed && self.written != self.len {
-            return Err(format!(
+            )
+        } else if !self.failed && self.written != self.len {
+            format!(
                 "the codec wrote {} bytes where its encoded_len announced {}",
                 self.written, self.len
-            ));
-        }
-        Ok(())
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::Encode(why.into()))
     }
 }
 
