@@ -34,8 +34,8 @@ use futures_util::future::{select, Either};
 use procwire::aio::{self, Runtime};
 use procwire::{Address, Error, Postcard};
 use pyinterop::matrix::{
-    check_outcome, for_python, from_python, pattern, python_key, should_succeed, Dir, Family, Key,
-    FAMILIES, KEY, KEYS,
+    abstract_name, check_outcome, for_python, from_python, pattern, python_key, should_succeed,
+    Dir, Family, Key, FAMILIES, KEY, KEYS,
 };
 use pyinterop::{pythons, spawn_script, wait_bounded, Outcome, Python, CHILD_LIMIT};
 
@@ -203,7 +203,7 @@ fn listener_for<D: Driver>(
     let addr = match family {
         Family::Tcp => "127.0.0.1:0".to_string(),
         Family::Unix => dir.0.join("rust.sock").display().to_string(),
-        Family::Abstract => format!("@procwire-aio-{}-rl-{}", D::NAME, std::process::id()),
+        Family::Abstract => format!("@{}", abstract_name(&format!("aio-{}-rl", D::NAME))),
     };
     let rejected = Mutex::new(rejected);
     let mut builder = procwire::Listener::builder()
@@ -284,11 +284,7 @@ fn python_listener<D: Driver>(
     let spec = match family {
         Family::Tcp => "tcp".to_string(),
         Family::Unix => format!("unix:{}", dir.0.join("py.sock").display()),
-        Family::Abstract => format!(
-            "abstract:procwire-aio-{}-pl-{}",
-            D::NAME,
-            std::process::id()
-        ),
+        Family::Abstract => format!("abstract:{}", abstract_name(&format!("aio-{}-pl", D::NAME))),
     };
     let (child, control) = spawn_script(py, "mp_peer.py", &["listen", &spec, python_key(key)]);
     assert!(control.poll(Some(WAIT)).unwrap(), "{py}: no address");

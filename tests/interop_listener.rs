@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use procwire::{Client, Connection, Error, Listener};
 use pyinterop::matrix::{
-    check_outcome, for_python, from_python, pattern, python_key, Dir, Family, Key, FAMILIES, KEY,
-    KEYS,
+    abstract_name, check_outcome, for_python, from_python, pattern, python_key, Dir, Family, Key,
+    FAMILIES, KEY, KEYS,
 };
 use pyinterop::{pythons, spawn_script, wait_bounded, Outcome, Python, CHILD_LIMIT};
 
@@ -68,7 +68,7 @@ fn listener_for(
     let addr = match family {
         Family::Tcp => "127.0.0.1:0".to_string(),
         Family::Unix => dir.0.join("rust.sock").display().to_string(),
-        Family::Abstract => format!("@procwire-interop-{}", std::process::id()),
+        Family::Abstract => format!("@{}", abstract_name("interop")),
     };
     let mut builder = Listener::builder()
         .handshake_timeout(Duration::from_secs(5))
@@ -117,7 +117,7 @@ fn python_listener_rust_client(py: &Python, family: Family, key: Key, dir: &Dir)
     let spec = match family {
         Family::Tcp => "tcp".to_string(),
         Family::Unix => format!("unix:{}", dir.0.join("py.sock").display()),
-        Family::Abstract => format!("abstract:procwire-py-{}", std::process::id()),
+        Family::Abstract => format!("abstract:{}", abstract_name("py")),
     };
     let (child, control) = spawn_script(py, "mp_peer.py", &["listen", &spec, python_key(key)]);
     let addr = from_python(&String::from_utf8(recv_within(&control).unwrap()).unwrap());

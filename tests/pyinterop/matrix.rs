@@ -3,6 +3,7 @@
 //! Python takes and gives.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use procwire::Address;
 
@@ -27,6 +28,19 @@ pub(crate) enum Family {
 
 pub(crate) const KEYS: [Key; 3] = [Key::None, Key::Right, Key::Wrong];
 pub(crate) const FAMILIES: [Family; 3] = [Family::Tcp, Family::Unix, Family::Abstract];
+
+/// A fresh abstract socket name (without the leading `@`) for one bind: `tag`, the process
+/// id and a count that never repeats in this process.
+///
+/// A name is never bound twice. Closing a listener frees its abstract name only when the
+/// last copy of its descriptor closes, and a child that another test thread is starting
+/// holds copies of every descriptor between its `fork` and its `exec`: binding the same
+/// name again at once then fails with `AddrInUse`, which failed a CI run.
+pub(crate) fn abstract_name(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("procwire-{tag}-{}-{n}", std::process::id())
+}
 
 /// A private directory for the socket files of one test, removed at its end.
 pub(crate) struct Dir(pub(crate) PathBuf);
