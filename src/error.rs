@@ -98,6 +98,12 @@ pub enum Error {
     BufferTooShort(Vec<u8>),
     /// The codec could not encode a value; nothing was sent. `Display` includes the
     /// codec's error text.
+    ///
+    /// One exception: a value written in place into a memfd slot (see
+    /// [`enable_large_memfd`](crate::Sender::enable_large_memfd)) whose codec failed
+    /// part-way. Its frame had started, so it ends as "abandoned": the receiver's receive
+    /// of it fails with [`Error::Descriptors`], and both ends carry on with the next
+    /// message.
     Encode(Box<dyn std::error::Error + Send + Sync>),
     /// The codec could not decode a message; the message was consumed and the next one is
     /// still readable. `Display` includes the codec's error text.

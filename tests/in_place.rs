@@ -22,6 +22,8 @@ struct Raw {
     announce_extra: isize,
     /// Fail in `encode_to` after writing this many bytes.
     fail_after: Option<usize>,
+    /// Panic in `encode_to` after writing this many bytes.
+    panic_after: Option<usize>,
     /// How many times `encode_to` ran.
     streamed: usize,
 }
@@ -58,6 +60,12 @@ impl Encode<Vec<u8>> for Raw {
                 if sink.written() + piece.len() > n {
                     return Err(Refused);
                 }
+            }
+            if let Some(n) = self.panic_after {
+                assert!(
+                    sink.written() + piece.len() <= n,
+                    "the codec panics half-way"
+                );
             }
             sink.write(piece);
         }
@@ -235,6 +243,101 @@ fn a_codec_that_fails_half_way_through_a_large_message_leaves_the_sender_refusin
             ..Raw::default()
         };
         assert_cut_short(codec, "refused half-way");
+    });
+}
+
+/// A connected pair of `Raw` connections over a socket pair; with `memfd`, `tx` sends
+/// large messages through memfds and `rx` takes them. Warmed up (see [`warm`]).
+type RawConn = Connection<Vec<u8>, Vec<u8>, Raw>;
+fn warmed_pair(codec: Raw, memfd: bool) -> (RawConn, RawConn) {
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let tx = RawConn::from_fd_with(ours.into(), codec).unwrap();
+    let rx = RawConn::from_fd_with(theirs.into(), Raw::default()).unwrap();
+    if memfd {
+        tx.enable_large_memfd(64 << 10).unwrap();
+        rx.accept_large_memfd(64 << 20).unwrap();
+    }
+    warm_pair(&tx, &rx);
+    (tx, rx)
+}
+
+/// Sends a 1 MiB message with a codec that panics part-way; the panic reaches the caller,
+/// the sender then refuses every send, and the receiver sees the frame cut short when the
+/// sender is dropped, never a wrong message.
+fn assert_panic_breaks_the_sender(memfd: bool) {
+    let codec = Raw {
+        panic_after: Some(400 << 10),
+        ..Raw::default()
+    };
+    let (tx, rx) = warmed_pair(codec, memfd);
+    let reader = std::thread::spawn(move || rx.recv());
+    let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tx.send(&pattern(1 << 20, 6))
+    }));
+    assert!(sent.is_err(), "the codec's panic reaches the caller");
+    let again = tx.send_bytes(b"next").unwrap_err();
+    assert!(
+        matches!(&again, Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe),
+        "{again:?}"
+    );
+    assert!(again.to_string().contains("left unfinished"), "{again}");
+    drop(tx);
+    let got = reader.join().unwrap().unwrap_err();
+    assert!(matches!(got, Error::Truncated { .. }), "{got:?}");
+}
+
+#[test]
+fn a_codec_that_panics_half_way_leaves_the_sender_refusing() {
+    bounded(|| assert_panic_breaks_the_sender(false));
+}
+
+#[test]
+fn a_codec_that_panics_half_way_through_a_memfd_slot_leaves_the_sender_refusing() {
+    bounded(|| assert_panic_breaks_the_sender(true));
+}
+
+/// Sends a 1 MiB message through a memfd slot with `codec`, which fails part-way with an
+/// [`Error::Encode`] saying `why`: the receiver's receive of that message is
+/// `Error::Descriptors` ("abandoned"), and both ends carry on with the next message.
+fn assert_abandoned(codec: Raw, why: &str) {
+    let (tx, rx) = warmed_pair(codec, true);
+    let reader = std::thread::spawn(move || {
+        let first = rx.recv();
+        let second = rx.recv_bytes();
+        (first, second)
+    });
+    let e = tx.send(&pattern(1 << 20, 7)).unwrap_err();
+    assert!(matches!(e, Error::Encode(_)), "{e:?}");
+    assert!(e.to_string().contains(why), "{e}");
+    tx.send_bytes(b"next").unwrap();
+    let (first, second) = reader.join().unwrap();
+    let first = first.unwrap_err();
+    assert!(
+        matches!(&first, Error::Descriptors(t) if t.contains("abandoned by its sender")),
+        "{first:?}"
+    );
+    assert_eq!(second.unwrap(), b"next");
+}
+
+#[test]
+fn a_codec_that_fails_part_way_through_a_memfd_slot_abandons_only_that_message() {
+    bounded(|| {
+        let codec = Raw {
+            fail_after: Some(400 << 10),
+            ..Raw::default()
+        };
+        assert_abandoned(codec, "refused half-way");
+    });
+}
+
+#[test]
+fn a_codec_that_writes_past_its_length_in_a_memfd_slot_abandons_only_that_message() {
+    bounded(|| {
+        let codec = Raw {
+            announce_extra: -3,
+            ..Raw::default()
+        };
+        assert_abandoned(codec, "wrote past the");
     });
 }
 

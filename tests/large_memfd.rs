@@ -25,8 +25,13 @@ use util::child::{assert_exited_ok, child, is_child, wait_for};
 const MIB: usize = 1 << 20;
 /// Where a slot's payload starts: one page after its state word.
 const PAYLOAD_OFFSET: u64 = 4096;
-const FRAME_LEN: usize = 36;
+/// A memfd frame's head: the length `-2` and the 32-byte body.
+const HEAD_LEN: usize = 36;
+/// The whole frame: the head and the 8-byte end record.
+const FRAME_LEN: usize = HEAD_LEN + 8;
 const NEW_MEMFD: u64 = 1;
+/// The end record of a whole payload.
+const COMPLETE: [u8; 8] = *b"PWLE\0\0\0\0";
 
 /// A message of `len` bytes that differs from the one of any other `seed`.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -44,15 +49,24 @@ fn raw_pair() -> (Connection<Vec<u8>, Vec<u8>>, UnixStream) {
     (conn, ours)
 }
 
-/// One memfd frame, as the sender writes it (see `src/message/large.rs`).
-fn frame(tag: &[u8; 4], slot: u32, len: u64, seq: u64, flags: u64) -> [u8; FRAME_LEN] {
-    let mut f = [0u8; FRAME_LEN];
+/// A memfd frame's head, as the sender writes it before the payload (see
+/// `src/message/large.rs`).
+fn head(tag: &[u8; 4], slot: u32, len: u64, seq: u64, flags: u64) -> [u8; HEAD_LEN] {
+    let mut f = [0u8; HEAD_LEN];
     f[..4].copy_from_slice(&(-2i32).to_be_bytes());
     f[4..8].copy_from_slice(tag);
     f[8..12].copy_from_slice(&slot.to_le_bytes());
     f[12..20].copy_from_slice(&len.to_le_bytes());
     f[20..28].copy_from_slice(&seq.to_le_bytes());
     f[28..36].copy_from_slice(&flags.to_le_bytes());
+    f
+}
+
+/// One whole memfd frame of a payload already in its slot: the head and "complete".
+fn frame(tag: &[u8; 4], slot: u32, len: u64, seq: u64, flags: u64) -> [u8; FRAME_LEN] {
+    let mut f = [0u8; FRAME_LEN];
+    f[..HEAD_LEN].copy_from_slice(&head(tag, slot, len, seq, flags));
+    f[HEAD_LEN..].copy_from_slice(&COMPLETE);
     f
 }
 
@@ -127,6 +141,28 @@ fn state_word(fd: &OwnedFd) -> u64 {
     let mut w = [0u8; 8];
     file.read_exact_at(&mut w, 0).unwrap();
     u64::from_ne_bytes(w)
+}
+
+/// Sets a slot's progress word: how many payload bytes its sender has written.
+fn set_progress(fd: &OwnedFd, written: u64) {
+    let file = std::fs::File::from(fd.try_clone().unwrap());
+    file.write_all_at(&written.to_ne_bytes(), 8).unwrap();
+}
+
+/// Waits (up to 5 s) until the receiver sleeps on the slot's wake word, waiting for the
+/// sender's progress; panics if it never does.
+fn await_receiver_sleep(fd: &OwnedFd) {
+    let file = std::fs::File::from(fd.try_clone().unwrap());
+    let start = Instant::now();
+    let mut w = [0u8; 4];
+    while start.elapsed() < Duration::from_secs(5) {
+        file.read_exact_at(&mut w, 16).unwrap();
+        if u32::from_ne_bytes(w) != 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("the receiver never waited for the sender's progress");
 }
 
 fn descriptors_error(err: &Error, needle: &str) {
@@ -584,4 +620,96 @@ fn a_frame_cut_short_neither_blocks_a_try_receive_nor_outlives_a_timeout() {
     send_raw(&raw, &whole[..20], &[]);
     drop(raw);
     assert_err!(conn.recv_bytes(), Error::Truncated { .. });
+}
+
+// ---- a payload received while it is written -----------------------------------------
+
+#[test]
+fn a_receiver_copies_a_payload_out_as_its_sender_writes_it() {
+    let (conn, raw) = hostile();
+    let len = 2 * MIB;
+    let payload = pattern(len, 9);
+    // The head goes out when the first half is written and published.
+    let slot = slot_memfd(len, &payload[..MIB], 1);
+    set_progress(&slot, MIB as u64);
+    send_raw(
+        &raw,
+        &head(b"PWLM", 0, len as u64, 1, NEW_MEMFD),
+        &[slot.as_fd()],
+    );
+    let receiver = std::thread::spawn(move || {
+        let got = conn.recv_bytes();
+        (conn, got)
+    });
+    // The receiver copies the first half and sleeps until there is more.
+    await_receiver_sleep(&slot);
+    // What it copied is its own: scribbling over the first half changes nothing.
+    let file = std::fs::File::from(slot.try_clone().unwrap());
+    file.write_all_at(&vec![0xEE; MIB], PAYLOAD_OFFSET).unwrap();
+    file.write_all_at(&payload[MIB..], PAYLOAD_OFFSET + MIB as u64)
+        .unwrap();
+    set_progress(&slot, len as u64);
+    send_raw(&raw, &COMPLETE, &[]);
+    let (conn, got) = receiver.join().unwrap();
+    assert!(got.unwrap() == payload, "the payload came out altered");
+    assert_eq!(state_word(&slot), 1 << 1, "the slot is given back");
+    still_reads(&conn, &raw);
+}
+
+#[test]
+fn a_sender_gone_part_way_through_a_payload_is_a_truncation_not_a_hang() {
+    let (conn, raw) = hostile();
+    let slot = slot_memfd(MIB, &[], 1);
+    send_raw(
+        &raw,
+        &head(b"PWLM", 0, MIB as u64, 1, NEW_MEMFD),
+        &[slot.as_fd()],
+    );
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(conn.recv_bytes()).unwrap());
+    await_receiver_sleep(&slot);
+    drop(raw);
+    let got = finished
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the receiver hung after its sender left");
+    assert_err!(got, Error::Truncated { .. });
+}
+
+#[test]
+fn a_payload_is_ready_for_a_try_receive_only_with_its_end_record() {
+    let (conn, raw) = hostile();
+    let payload = pattern(1000, 3);
+    let slot = slot_memfd(MIB, &payload, 1);
+    set_progress(&slot, 1000);
+    send_raw(&raw, &head(b"PWLM", 0, 1000, 1, NEW_MEMFD), &[slot.as_fd()]);
+    assert_err!(conn.try_recv_bytes(), Error::Empty);
+    assert!(!conn.poll(Some(Duration::from_millis(50))).unwrap());
+    assert_err!(
+        conn.recv_bytes_timeout(Duration::from_millis(50)),
+        Error::Timeout
+    );
+    send_raw(&raw, &COMPLETE, &[]);
+    assert!(conn.poll(Some(Duration::from_secs(5))).unwrap());
+    assert!(conn.try_recv_bytes().unwrap() == payload);
+    still_reads(&conn, &raw);
+}
+
+#[test]
+fn an_end_record_that_is_not_one_is_refused_and_the_stream_stays_aligned() {
+    let (conn, raw) = hostile();
+    let payload = pattern(1000, 4);
+    let slot = slot_memfd(MIB, &payload, 1);
+    let mut bad = frame(b"PWLM", 0, 1000, 1, NEW_MEMFD);
+    bad[HEAD_LEN..].copy_from_slice(b"PWLE\x07\0\0\0");
+    send_raw(&raw, &bad, &[slot.as_fd()]);
+    descriptors_error(&conn.recv_bytes().unwrap_err(), "end record");
+    still_reads(&conn, &raw);
+    // An abandoned message is refused as such, and its slot given back.
+    write_slot(&slot, &payload, 2);
+    let mut abandoned = frame(b"PWLM", 0, 1000, 2, 0);
+    abandoned[HEAD_LEN..].copy_from_slice(b"PWLE\x01\0\0\0");
+    send_raw(&raw, &abandoned, &[]);
+    descriptors_error(&conn.recv_bytes().unwrap_err(), "abandoned by its sender");
+    assert_eq!(state_word(&slot), 2 << 1);
+    still_reads(&conn, &raw);
 }

@@ -131,10 +131,10 @@ pub(crate) fn parse(stream: &[u8], max: u64) -> (Vec<&[u8]>, End) {
 }
 
 /// As [`parse`], for a receiver that took `accept_large_memfd` when `memfd`: a frame of
-/// length −2 is then 36 bytes long, and since no descriptor ever comes with this peer's
+/// length −2 is then 44 bytes long (its head and its end record), and since no descriptor ever comes with this peer's
 /// bytes, every whole one is refused (`None`) and the stream goes on.
 pub(crate) fn parse_items(mut stream: &[u8], max: u64, memfd: bool) -> (Vec<Option<&[u8]>>, End) {
-    const MEMFD_FRAME: usize = 36;
+    const MEMFD_FRAME: usize = 44;
     let mut messages = Vec::new();
     loop {
         if stream.is_empty() {

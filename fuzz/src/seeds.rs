@@ -77,6 +77,7 @@ fn streams(out: &mut Vec<Seed>) {
         f.extend_from_slice(&1000u64.to_le_bytes());
         f.extend_from_slice(&1u64.to_le_bytes());
         f.extend_from_slice(&flags.to_le_bytes());
+        f.extend_from_slice(b"PWLE\0\0\0\0"); // the end record: "complete"
         f
     };
     let mut memfd = vec![5, 2, 4, 1, 0]; // the seed for chunk lengths is a u16

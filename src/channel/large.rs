@@ -15,10 +15,11 @@ impl<T, C> Sender<T, C> {
     /// The payload is copied once into a slot (a memfd mapped in both processes and kept
     /// mapped); a typed value whose codec writes in place (Rkyv, Postcard: see
     /// [`Encode::encoded_len`](crate::codec::Encode::encoded_len)) is serialised straight
-    /// into the slot, after a first large message. Only a 36-byte frame goes through the
-    /// socket; the receiver copies it
-    /// out once and marks the slot free in the shared memory, so nothing comes back on the
-    /// connection. The sender keeps at most 4 slots, each as large as the largest message
+    /// into the slot, after a first large message. Only a 44-byte frame goes through the
+    /// socket: its head before the payload is written, its end record after. A blocking
+    /// receive copies the payload out once, as it is written (so the two copies overlap
+    /// when the processes run on two cores), and marks the slot free in the shared memory,
+    /// so nothing comes back on the connection. The sender keeps at most 4 slots, each as large as the largest message
     /// it held (rounded up to a MiB) and mapped in both processes until the connection is
     /// dropped: that memory is the price of not paying page faults per message. When none
     /// is free, a message goes through the socket as usual, in order. A slot's memfd is

@@ -82,9 +82,9 @@ impl Writer {
             Some(e) => Err(e),
             None => result,
         };
-        if result.is_err() && put.started {
-            put.writer.broken = true;
-        }
+        // Broken from the first write on (so that a codec that panics leaves it so too),
+        // and again usable once the whole frame is out.
+        put.writer.broken = result.is_err() && put.started;
         result
     }
 }
@@ -104,19 +104,26 @@ impl Put for VecPut<'_> {
 struct StreamPut<'a> {
     writer: &'a mut Writer,
     buf: &'a mut Vec<u8>,
-    /// Whether a write was tried: from then on a failure leaves a frame cut short.
+    /// Whether a write was tried: from then on a failure leaves a frame cut short, and the
+    /// writer is marked broken until the frame is whole.
     started: bool,
     /// The first write's error; every later write is dropped.
     error: Option<Error>,
 }
 
 impl StreamPut<'_> {
+    /// Notes that part of the frame is about to leave; see `started`.
+    fn start(&mut self) {
+        self.started = true;
+        self.writer.broken = true;
+    }
+
     /// Writes what is gathered.
     fn flush(&mut self) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.started = true;
+        self.start();
         let result = self.writer.write_all(&mut [IoSlice::new(self.buf)]);
         self.buf.clear();
         result
@@ -129,7 +136,7 @@ impl Put for StreamPut<'_> {
             return false;
         }
         let result = if bytes.len() >= DIRECT {
-            self.started = true;
+            self.start();
             let result = self
                 .writer
                 .write_all(&mut [IoSlice::new(self.buf), IoSlice::new(bytes)]);

@@ -6,16 +6,24 @@
 //!
 //! A 16 MiB message through a socket is copied into the kernel in pieces the size of the
 //! socket buffer, with a wake-up of the reader for each piece. Through a memfd it is one
-//! copy into a mapping by the sender, one 36-byte frame, and one copy out of the mapping by
-//! the receiver.
+//! copy into a mapping by the sender, one 44-byte frame, and one copy out of the mapping by
+//! the receiver; and the two copies overlap, the receiver copying out each step of the
+//! payload as soon as the sender has written it.
 //!
 //! # On the wire
 //!
-//! A payload of at least the sender's threshold becomes a *memfd frame*: the 4-byte length
-//! `-2` (`ff ff ff fe`) and a 32-byte body of little-endian fields: the tag `PWLM`
-//! (4 bytes), the slot id (`u32`), the payload length (`u64`), the message's sequence
-//! number (`u64`) and flags (`u64`; bit 0: this frame carries the slot's memfd, attached
-//! with `SCM_RIGHTS`). Every other message is an ordinary frame, byte for byte what it was.
+//! A payload of at least the sender's threshold becomes a *memfd frame* of 44 bytes:
+//!
+//! - its **head**, sent before the payload is written: the 4-byte length `-2`
+//!   (`ff ff ff fe`) and a 32-byte body of little-endian fields: the tag `PWLM` (4 bytes),
+//!   the slot id (`u32`), the payload length (`u64`), the message's sequence number
+//!   (`u64`) and flags (`u64`; bit 0: this frame carries the slot's memfd, attached with
+//!   `SCM_RIGHTS`);
+//! - its **end record**, sent once the payload is whole: the tag `PWLE` and a
+//!   little-endian `u32` status, 0 for a whole payload, 1 for one the sender abandoned
+//!   (its codec failed part-way: for the receiver that message does not exist).
+//!
+//! Every other message is an ordinary frame, byte for byte what it was.
 //!
 //! The length `-2` is what makes a mismatch safe: CPython's framing and procwire's
 //! decoder have no meaning for it, and a procwire receiver that did not opt in stops with
@@ -39,16 +47,36 @@
 //! large enough and the pool is full, the message goes through the socket as usual: the
 //! stream's order is kept either way.
 //!
+//! # Copying out while the sender writes
+//!
+//! A slot's second word is the sender's progress: how many payload bytes it has written,
+//! updated every [`PUBLISH_STEP`] bytes (`u64::MAX`: abandoned). A blocking receive reads
+//! the head and copies out whatever the progress word says is written, until the end
+//! record arrives; then it copies the rest. When it has caught up, it spins for up to
+//! [`SPIN`] if it has a core of its own, and then sleeps on the slot's third word, a futex
+//! shared by both processes, which the sender's next update wakes (one atomic swap per
+//! step on the sender's side, and a `futex` wake only when the receiver sleeps). A sleep
+//! that lasts [`SLEEP`] without progress is followed by a look at the socket: a sender
+//! that is gone is [`Error::Truncated`], not a hang. On two cores the copies overlap; on
+//! one core, each step is copied out while it is still in the processor's cache.
+//!
+//! A receive with a deadline or none at all (`try_`, timed, `poll`) waits for the whole
+//! 44-byte frame, end record included, as for any frame: the payload is then whole, and
+//! it is copied out at once.
+//!
 //! # What the receiver checks
 //!
 //! Everything in a memfd frame comes from the peer: the tag, that a descriptor comes
 //! exactly when the flags say so, that it is a memfd sealed against shrinking and growing
 //! (so the mapping can never fault), that all slots together map at most the configured
 //! maximum, that the slot id was sent before, that the length fits the slot and the
-//! receiver's maximum message size, and that the state word says "full" for this sequence
-//! number. A failed check is [`Error::Descriptors`] with the frame consumed: the stream
-//! stays aligned and the receiver usable. The peer may still scribble on a slot while it is
-//! copied out; that makes its own message garbage, and is sound here (`slot.rs`).
+//! receiver's maximum message size, that the state word says "full" for this sequence
+//! number, and the end record. A failed check is [`Error::Descriptors`] with the whole
+//! frame consumed: the stream stays aligned and the receiver usable. The peer may still
+//! scribble on a slot, or on its progress word, while it is copied out; that makes its own
+//! message garbage, and is sound here (`slot.rs`). A peer that never finishes a payload
+//! stalls a blocking receive as a frame cut short in a socket does, never a `try_` or timed
+//! one.
 //!
 //! # Where it applies
 //!
@@ -61,6 +89,7 @@
 use std::io::IoSlice;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use rustix::net::SendFlags;
 
@@ -78,11 +107,41 @@ use self::slot::Slot;
 pub(crate) const MAX_SLOTS: usize = 4;
 const TAG: [u8; 4] = *b"PWLM";
 const BODY_LEN: usize = 32;
-const FRAME_LEN: usize = MARK.len() + BODY_LEN;
+/// A memfd frame's length field and body: what goes out before the payload is written.
+const HEAD_LEN: usize = MARK.len() + BODY_LEN;
+/// The tag of a memfd frame's end record.
+const END_TAG: [u8; 4] = *b"PWLE";
+/// The end record: [`END_TAG`] and a little-endian `u32` status.
+const END_LEN: usize = 8;
+/// A whole memfd frame.
+const FRAME_LEN: usize = HEAD_LEN + END_LEN;
+/// End-record status: the payload is whole.
+const COMPLETE: u32 = 0;
+/// End-record status: the sender's codec failed part-way; the message does not exist.
+const ABANDONED: u32 = 1;
+/// The progress word of a message its sender abandoned.
+const PROGRESS_ABANDONED: u64 = u64::MAX;
 /// Flag: the frame carries the slot's memfd.
 const NEW_MEMFD: u64 = 1;
 /// Slots are made in steps of this many payload bytes, so nearby sizes share one.
 const SLOT_STEP: usize = 1 << 20;
+/// Payload bytes a sender writes between two updates of the progress word: small enough
+/// that the receiver's copy of one step can run while the next is written (and, on one
+/// core, that a step is still in the cache when the receiver copies it).
+const PUBLISH_STEP: usize = 256 << 10;
+/// How long a receiver with a core of its own spins on the progress word before it sleeps.
+const SPIN: Duration = Duration::from_micros(20);
+/// The longest a receiver sleeps on the wake word before it checks that the sender is
+/// still there (that the stream has not ended).
+const SLEEP: Duration = Duration::from_millis(10);
+
+/// A memfd frame's end record with `status`.
+fn end_record(status: u32) -> [u8; END_LEN] {
+    let mut out = [0u8; END_LEN];
+    out[..4].copy_from_slice(&END_TAG);
+    out[4..].copy_from_slice(&status.to_le_bytes());
+    out
+}
 
 /// A memfd frame's body; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,8 +153,8 @@ pub(crate) struct Marker {
 }
 
 impl Marker {
-    fn encode(&self) -> [u8; FRAME_LEN] {
-        let mut out = [0u8; FRAME_LEN];
+    fn encode(&self) -> [u8; HEAD_LEN] {
+        let mut out = [0u8; HEAD_LEN];
         out[..4].copy_from_slice(&MARK);
         out[4..8].copy_from_slice(&TAG);
         out[8..12].copy_from_slice(&self.slot.to_le_bytes());
@@ -105,8 +164,8 @@ impl Marker {
         out
     }
 
-    /// Parses a whole memfd frame; `None` when the tag is wrong.
-    fn decode(frame: &[u8; FRAME_LEN]) -> Option<Marker> {
+    /// Parses a memfd frame's head; `None` when the tag is wrong.
+    fn decode(frame: &[u8; HEAD_LEN]) -> Option<Marker> {
         let u64_at = |at: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&frame[at..at + 8]);
@@ -246,9 +305,15 @@ impl Writer {
         sent
     }
 
-    /// [`send_in_slot`](Writer::send_in_slot) with the pool taken out of the writer. A
-    /// codec that fails, or writes other than `len` bytes, leaves the slot free and the
-    /// stream as it was.
+    /// [`send_in_slot`](Writer::send_in_slot) with the pool taken out of the writer.
+    ///
+    /// The frame's head goes out first, so that the receiver copies the payload out while
+    /// `encode` writes it (see the module docs), and its end record last. A codec that
+    /// fails, or writes other than `len` bytes, ends the frame with "abandoned": the
+    /// send returns the codec's error, the receiver's receive of it
+    /// [`Error::Descriptors`], and both stay usable. A failure to send the end record
+    /// (or a panic in the codec) leaves the writer broken, as the stream would be
+    /// misaligned.
     fn fill_slot(
         &mut self,
         pool: &mut Outbound,
@@ -259,15 +324,27 @@ impl Writer {
         let Some(i) = pool.pick(len)? else {
             return Ok(false);
         };
+        pool.slots[i].slot.progress().store(0, Ordering::Relaxed);
+        self.send_marker(pool, i, len)?;
+        self.broken = true; // until the end record is out
         let mut put = SlotPut {
             slot: &pool.slots[i].slot,
             pos: 0,
+            done: false,
         };
         let mut sink = Sink::new(&mut put, len);
-        encode(&mut sink)?;
-        sink.check_complete()?;
-        self.send_marker(pool, i, len)?;
-        Ok(true)
+        let coded = encode(&mut sink).and_then(|()| sink.check_complete());
+        let status = match coded {
+            Ok(()) => {
+                put.finish();
+                COMPLETE
+            }
+            Err(_) => ABANDONED,
+        };
+        drop(put); // publishes "abandoned" unless finished
+        self.write_all(&mut [IoSlice::new(&end_record(status))])?;
+        self.broken = false;
+        coded.map(|()| true)
     }
 
     /// Marks slot `i`, which holds a payload of `len` bytes, full and sends its frame. A
@@ -315,18 +392,58 @@ impl Writer {
     }
 }
 
-/// A [`Sink`] into a slot's payload area, from its start.
+/// A [`Sink`] into a slot's payload area, from its start, that publishes its progress
+/// every [`PUBLISH_STEP`] bytes; dropped unfinished (the codec failed or panicked), it
+/// publishes "abandoned".
 struct SlotPut<'a> {
     slot: &'a Slot,
     pos: usize,
+    done: bool,
+}
+
+impl SlotPut<'_> {
+    /// Stores `progress` in the progress word and wakes the receiver if it sleeps.
+    ///
+    /// The receiver announces its sleep in the wake word and then reads the progress word
+    /// again; here the order is the other way round, both sequentially consistent, so
+    /// either the receiver sees the progress or this sees its announcement and wakes it.
+    fn publish(&self, progress: u64) {
+        self.slot.progress().store(progress, Ordering::SeqCst);
+        let word = self.slot.wake_word();
+        if word.swap(0, Ordering::SeqCst) != 0 {
+            slot::wake_all(word);
+        }
+    }
+
+    /// Publishes the whole payload.
+    fn finish(&mut self) {
+        self.done = true;
+        self.publish(self.pos as u64);
+    }
 }
 
 impl Put for SlotPut<'_> {
-    fn put(&mut self, bytes: &[u8]) -> bool {
+    fn put(&mut self, mut bytes: &[u8]) -> bool {
         // The sink keeps the message within the `len` the slot was picked for.
-        self.slot.copy_in_at(self.pos, bytes);
-        self.pos += bytes.len();
+        while !bytes.is_empty() {
+            let step_end = (self.pos / PUBLISH_STEP + 1) * PUBLISH_STEP;
+            let n = bytes.len().min(step_end - self.pos);
+            self.slot.copy_in_at(self.pos, &bytes[..n]);
+            self.pos += n;
+            bytes = &bytes[n..];
+            if self.pos == step_end {
+                self.publish(self.pos as u64);
+            }
+        }
         true
+    }
+}
+
+impl Drop for SlotPut<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.publish(PROGRESS_ABANDONED);
+        }
     }
 }
 
@@ -338,6 +455,9 @@ pub(crate) struct Inbound {
     slots: [Option<Slot>; MAX_SLOTS],
     /// Where a typed receive copies a payload out (kept, so it faults its pages once).
     buf: Vec<u8>,
+    /// Whether this process may run on more than one core: only then does waiting for
+    /// the sender's progress spin before it sleeps.
+    multicore: bool,
 }
 
 impl Inbound {
@@ -416,21 +536,6 @@ fn refuse(why: String) -> Error {
     Error::Descriptors(format!("large message refused: {why}"))
 }
 
-/// A received memfd frame, checked: the slot its payload is in, until copied out.
-struct Arrived<'a> {
-    slot: &'a Slot,
-    len: usize,
-    seq: u64,
-}
-
-impl Arrived<'_> {
-    /// Copies the payload into `dst` (exactly `len` bytes) and gives the slot back.
-    fn copy_to(self, dst: &mut [u8]) {
-        self.slot.copy_out(dst);
-        self.slot.state().store(free(self.seq), Ordering::Release);
-    }
-}
-
 impl Reader {
     /// Starts receiving memfd frames (and descriptors), mapping at most `max_mapped`
     /// bytes of slots; see the module docs.
@@ -453,6 +558,7 @@ impl Reader {
             max_mapped,
             slots: Default::default(),
             buf: Vec::new(),
+            multicore: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
         }));
         Ok(())
     }
@@ -463,14 +569,13 @@ impl Reader {
         let Some(m) = self.next_memfd()? else {
             return self.recv_into(dst);
         };
-        let arrived = self.arrived(m);
-        let len = arrived.len;
+        let len = m.len as usize; // <= the slot's capacity
         if len > dst.len() {
             let mut whole = vec![0; len];
-            arrived.copy_to(&mut whole);
+            self.take_memfd(m, &mut whole)?;
             return Err(Error::BufferTooShort(whole));
         }
-        arrived.copy_to(&mut dst[..len]);
+        self.take_memfd(m, &mut dst[..len])?;
         Ok(len)
     }
 
@@ -480,9 +585,8 @@ impl Reader {
         let Some(m) = self.next_memfd()? else {
             return self.recv_vec();
         };
-        let arrived = self.arrived(m);
-        let mut out = vec![0; arrived.len];
-        arrived.copy_to(&mut out);
+        let mut out = vec![0; m.len as usize];
+        self.take_memfd(m, &mut out)?;
         Ok(out)
     }
 
@@ -494,10 +598,7 @@ impl Reader {
         let Some(m) = self.next_memfd()? else {
             return self.recv_growing(dst);
         };
-        let arrived = self.arrived(m);
-        let len = arrived.len;
-        arrived.copy_to(dst.grow_to(len));
-        Ok(())
+        self.take_memfd(m, dst.grow_to(m.len as usize))
     }
 
     /// Receives one message and hands its payload to `f`, through a memfd or not; see
@@ -512,14 +613,13 @@ impl Reader {
             .as_mut()
             .map(|l| std::mem::take(&mut l.buf))
             .unwrap_or_default();
-        let arrived = self.arrived(m);
-        let len = arrived.len;
-        arrived.copy_to(buf.grow_to(len));
-        let out = f(&buf[..len]);
+        let len = m.len as usize;
+        let taken = self.take_memfd(m, buf.grow_to(len));
+        let out = taken.map(|()| f(&buf[..len]));
         if let Some(large) = &mut self.large {
             large.buf = buf;
         }
-        Ok(out)
+        out
     }
 
     /// If the next message is a memfd frame, receives and checks it (see the module docs);
@@ -530,13 +630,129 @@ impl Reader {
             return Ok(None);
         }
         let max = self.max_message_size();
-        let (marker, fds) = self.claiming_fds(read_frame)?;
-        let large = self.large.as_deref_mut().expect("enabled above");
-        let Some(m) = marker else {
-            return Err(refuse("a frame of length -2 without the PWLM tag".into()));
+        let checked = match self.claiming_fds(read_head) {
+            Ok((Some(m), fds)) => {
+                let large = self.large.as_deref_mut().expect("enabled above");
+                large.accept(m, fds, max).map(|()| m)
+            }
+            Ok((None, _)) => Err(refuse("a frame of length -2 without the PWLM tag".into())),
+            Err(e @ Error::Descriptors(_)) => Err(e),
+            Err(e) => return Err(e),
         };
-        large.accept(m, fds, max)?;
-        Ok(Some(m))
+        match checked {
+            Ok(m) => Ok(Some(m)),
+            Err(e) => {
+                self.read_end()?; // a refused frame is consumed whole
+                Err(e)
+            }
+        }
+    }
+
+    /// Copies the payload of the checked memfd frame `m` into `dst` (exactly its length)
+    /// as its sender writes it, reads the frame's end record, and gives the slot back.
+    ///
+    /// While the end record has not arrived, the copy follows the slot's progress word,
+    /// waiting for it as [`await_progress`](Reader::await_progress) says; once it has
+    /// (always, for a receive that waited for a whole frame), the rest is copied at once.
+    fn take_memfd(&mut self, m: Marker, dst: &mut [u8]) -> Result<()> {
+        let large = self.large.take().expect("enabled");
+        let out = self.follow_slot(&large, m, dst);
+        self.large = Some(large);
+        out
+    }
+
+    fn follow_slot(&mut self, large: &Inbound, m: Marker, dst: &mut [u8]) -> Result<()> {
+        let slot = large.slots[m.slot as usize].as_ref().expect("checked");
+        let len = dst.len();
+        let mut copied = 0;
+        while copied < len && self.dec.buffered_len() < END_LEN {
+            let progress = slot.progress().load(Ordering::Acquire);
+            if progress == PROGRESS_ABANDONED {
+                break;
+            }
+            // The peer writes this word; a value past the end only means "all of it".
+            let written = usize::try_from(progress).map_or(len, |p| p.min(len));
+            if written > copied {
+                slot.copy_out_at(copied, &mut dst[copied..written]);
+                copied = written;
+                continue;
+            }
+            self.await_progress(slot, progress, large.multicore)?;
+        }
+        let end = self.read_end()?;
+        let status = (end[..4] == END_TAG).then(|| {
+            let mut status = [0u8; 4];
+            status.copy_from_slice(&end[4..]);
+            u32::from_le_bytes(status)
+        });
+        if status == Some(COMPLETE) {
+            slot.copy_out_at(copied, &mut dst[copied..]);
+        }
+        slot.state().store(free(m.seq), Ordering::Release);
+        match status {
+            Some(COMPLETE) => Ok(()),
+            Some(ABANDONED) => Err(refuse(format!(
+                "message {} was abandoned by its sender part-way (its codec failed, and its \
+                 send returned that error)",
+                m.seq
+            ))),
+            _ => Err(refuse(format!(
+                "the end record of message {} is not PWLE with a known status ({end:02x?})",
+                m.seq
+            ))),
+        }
+    }
+
+    /// Waits until the progress word of `slot` is no longer `seen`: spinning for up to
+    /// [`SPIN`] when this process has a core of its own, then sleeping on the wake word,
+    /// which the sender's next update wakes. After a sleep of [`SLEEP`] with no progress
+    /// it reads what the socket has without blocking: the end record (the caller then
+    /// stops following), or the end of the stream ([`Error::Truncated`]: the sender is
+    /// gone part-way).
+    fn await_progress(&mut self, slot: &Slot, seen: u64, multicore: bool) -> Result<()> {
+        let moved = || slot.progress().load(Ordering::Acquire) != seen;
+        if multicore {
+            let start = Instant::now();
+            while start.elapsed() < SPIN {
+                for _ in 0..64 {
+                    if moved() {
+                        return Ok(());
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        let word = slot.wake_word();
+        word.store(1, Ordering::SeqCst);
+        if slot.progress().load(Ordering::SeqCst) != seen {
+            return Ok(());
+        }
+        slot::sleep_on(word, 1, SLEEP);
+        if moved() {
+            return Ok(());
+        }
+        match self.read_nonblocking() {
+            Ok(Some(0)) => {
+                let have = (HEAD_LEN + self.dec.buffered_len()) as u64;
+                Err(self.dec.eof(have, FRAME_LEN as u64))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads a memfd frame's end record (blocking) and finishes its message.
+    fn read_end(&mut self) -> Result<[u8; END_LEN]> {
+        while self.dec.buffered_len() < END_LEN {
+            let have = (HEAD_LEN + self.dec.buffered_len()) as u64;
+            if self.fill_header(END_LEN)? == 0 {
+                return Err(self.dec.eof(have, FRAME_LEN as u64));
+            }
+        }
+        let mut end = [0u8; END_LEN];
+        end.copy_from_slice(self.dec.take(END_LEN));
+        self.finish_message();
+        Ok(end)
     }
 
     /// Whether the next frame's length is `-2`, reading (blocking) until 4 bytes are there.
@@ -553,31 +769,24 @@ impl Reader {
         }
         Ok(self.dec.buffered()[..MARK.len()] == MARK)
     }
-
-    /// The slot of the memfd frame `m` that [`next_memfd`](Reader::next_memfd) checked.
-    fn arrived(&self, m: Marker) -> Arrived<'_> {
-        let large = self.large.as_deref().expect("enabled");
-        let slot = large.slots[m.slot as usize].as_ref().expect("checked");
-        Arrived {
-            slot,
-            len: m.len as usize, // <= the slot's capacity
-            seq: m.seq,
-        }
-    }
 }
 
-/// Reads a whole memfd frame (its length already buffered) and finishes its message.
-fn read_frame(r: &mut Reader) -> Result<Option<Marker>> {
-    while r.dec.buffered_len() < FRAME_LEN {
+/// Reads a memfd frame's head (its length already buffered) and hands out the
+/// descriptors that came with the frame so far.
+fn read_head(r: &mut Reader) -> Result<Option<Marker>> {
+    while r.dec.buffered_len() < HEAD_LEN {
         let have = r.dec.buffered_len() as u64;
-        if r.fill_header(FRAME_LEN)? == 0 {
+        if r.fill_header(HEAD_LEN)? == 0 {
             return Err(r.dec.eof(have, FRAME_LEN as u64));
         }
     }
-    let mut frame = [0u8; FRAME_LEN];
-    frame.copy_from_slice(r.dec.take(FRAME_LEN));
-    r.finish_message();
-    Ok(Marker::decode(&frame))
+    let mut head = [0u8; HEAD_LEN];
+    head.copy_from_slice(r.dec.take(HEAD_LEN));
+    // Descriptors belong to the last byte of the read that brought them: when the end
+    // record came in the same write as the head, that is past the head.
+    let frame_end = r.consumed() + END_LEN as u64;
+    r.anc.message_done(frame_end);
+    Ok(Marker::decode(&head))
 }
 
 /// The opt-ins, on the message layer's halves; the typed halves call these.

@@ -1,13 +1,15 @@
 //! One slot of the large-message pool: a memfd sealed against shrinking and growing (not
 //! against writing), mapped read-write and shared in both processes, and kept mapped.
 //!
-//! Layout: bytes `0..8` are the state word (an `AtomicU64`, see `large.rs`), the payload
-//! starts at [`PAYLOAD_OFFSET`] (one page, so it is page-aligned). Unlike a
+//! Layout: bytes `0..8` are the state word (an `AtomicU64`, see `large.rs`), bytes `8..16`
+//! the progress word (an `AtomicU64`: payload bytes written so far), bytes `16..20` the
+//! wake word (an `AtomicU32`, a futex: nonzero while the receiver sleeps on it); the
+//! payload starts at [`PAYLOAD_OFFSET`] (one page, so it is page-aligned). Unlike a
 //! [`SharedArray`](crate::SharedArray), whose `F_SEAL_WRITE` lets this process borrow its
 //! bytes as `&[u8]`, a slot is written again and again by its sender, and the other
 //! process may write any of it at any moment. So no Rust reference to the mapped bytes is
 //! ever made: the state word is only touched through `AtomicU64`, and the payload only by
-//! [`Slot::copy_in`] and [`Slot::copy_out`], through `copy_bytes`: one `rep movsb` on
+//! [`Slot::copy_in_at`] and [`Slot::copy_out_at`], through `copy_bytes`: one `rep movsb` on
 //! x86-64, relaxed atomic byte accesses elsewhere. A concurrent write by the other process
 //! can make the copied values torn or stale (the peer's own corruption of its own
 //! message), never undefined behaviour here.
@@ -16,7 +18,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 #[cfg(not(target_arch = "x86_64"))]
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -135,6 +137,18 @@ impl Slot {
         unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().cast::<u64>()) }
     }
 
+    /// The progress word: how many payload bytes the sender has written (see `large.rs`).
+    pub(crate) fn progress(&self) -> &AtomicU64 {
+        // SAFETY: as in `state`, for the second aligned word of the first page.
+        unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(8).cast::<u64>()) }
+    }
+
+    /// The wake word, a futex shared by both processes (see `large.rs`).
+    pub(crate) fn wake_word(&self) -> &AtomicU32 {
+        // SAFETY: as in `state`, for the `u32` at offset 16 of the first page.
+        unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(16).cast::<u32>()) }
+    }
+
     /// Copies `src` into the payload area at `offset`; it must fit
     /// ([`capacity`](Slot::capacity)).
     pub(crate) fn copy_in_at(&self, offset: usize, src: &[u8]) {
@@ -151,14 +165,23 @@ impl Slot {
         unsafe { copy_bytes(self.payload().as_ptr().add(offset), src.as_ptr(), src.len()) }
     }
 
-    /// Copies the first `dst.len()` payload bytes into `dst`; `dst` must fit.
-    pub(crate) fn copy_out(&self, dst: &mut [u8]) {
+    /// Copies the `dst.len()` payload bytes from `offset` on into `dst`; they must be
+    /// inside the payload area.
+    pub(crate) fn copy_out_at(&self, offset: usize, dst: &mut [u8]) {
         assert!(
-            dst.len() <= self.capacity(),
+            offset
+                .checked_add(dst.len())
+                .is_some_and(|end| end <= self.capacity()),
             "length checked against the slot"
         );
-        // SAFETY: as in `copy_in`, with the roles of the two areas swapped.
-        unsafe { copy_bytes(dst.as_mut_ptr(), self.payload().as_ptr(), dst.len()) }
+        // SAFETY: as in `copy_in_at`, with the roles of the two areas swapped.
+        unsafe {
+            copy_bytes(
+                dst.as_mut_ptr(),
+                self.payload().as_ptr().add(offset),
+                dst.len(),
+            )
+        }
     }
 
     fn payload(&self) -> NonNull<u8> {
@@ -223,6 +246,37 @@ impl Drop for Slot {
         let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
+
+/// Sleeps on `word` while it holds `expected`, for at most `timeout`: a shared futex (the
+/// word is in a mapping of both processes). Returns early when woken, when the word does
+/// not hold `expected`, or on a signal; the caller checks what it waits for again.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn sleep_on(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {
+    use rustix::thread::futex;
+    let timeout = rustix::time::Timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    // Not `PRIVATE`: the other process wakes this one through its own mapping.
+    let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&timeout));
+}
+
+/// Wakes every thread sleeping on `word` (see [`sleep_on`]).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn wake_all(word: &AtomicU32) {
+    use rustix::thread::futex;
+    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+}
+
+/// Without futexes (and without memfds, so without slots), a short sleep.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn sleep_on(_word: &AtomicU32, _expected: u32, timeout: std::time::Duration) {
+    std::thread::sleep(timeout.min(std::time::Duration::from_micros(100)));
+}
+
+/// See the Linux version.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn wake_all(_word: &AtomicU32) {}
 
 /// A new memfd of `len` bytes, sealed against shrinking, growing and further seals.
 #[cfg(any(target_os = "linux", target_os = "android"))]
