@@ -28,12 +28,13 @@ impl<T, C> Sender<T, C> {
     ///
     /// **When it pays.** A message still costs two copies (into the slot, out of it), each
     /// of the whole payload; through the socket it is two copies too, but in pieces of the
-    /// socket buffer that stay in the processor's cache between them. So when both
-    /// processes run on **different cores** (the usual case on a multi-core machine),
-    /// a 16 MiB `send_bytes` → `recv_bytes_into` is 1.4–1.8 times as fast as through the
-    /// socket, and the socket's per-piece wake-ups are gone; when they share **one core**,
-    /// it is 0.8–1.3 times as fast (`docs/performance.md`, rows `memfd-*-bulk`). Measure
-    /// your own placement before turning it on.
+    /// socket buffer that stay in the processor's cache between them. When both processes
+    /// run on **different cores** (the usual case on a multi-core machine), the receiver
+    /// copies each 256 KiB step out while the sender writes the next, and a 16 MiB
+    /// `send_bytes` → `recv_bytes_into` is 2.3–4.1 times as fast as through the socket,
+    /// whose per-piece wake-ups are gone; when they share **one core**, nothing overlaps
+    /// and it is 0.8–1.0 times as fast (`docs/performance.md`, rows `memfd-*-bulk`).
+    /// Measure your own placement before turning it on.
     ///
     /// **Both ends must be procwire and both must opt in.** A receiver that did not call
     /// `accept_large_memfd` fails on the first such message with [`Error::Protocol`]
