@@ -5,8 +5,8 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use procwire::{AuthKey, Connection, Error};
 use procwire::auth::{client_handshake, server_handshake};
+use procwire::{AuthKey, Connection, Error};
 
 use crate::peer::{parse, write_what_fits};
 use crate::Knobs;

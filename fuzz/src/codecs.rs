@@ -106,7 +106,11 @@ fn round_trip_with<T: Debug, C: Codec<T>>(codec: &mut C, again: &mut C, data: &[
         .expect("a decoded value encodes");
     // The length a blocking send announces before writing in place is the encoding's.
     if let Some(len) = again.encoded_len(&value).expect("a decoded value measures") {
-        assert_eq!(len, first.len(), "encoded_len of {value:?} is not its encoding's");
+        assert_eq!(
+            len,
+            first.len(),
+            "encoded_len of {value:?} is not its encoding's"
+        );
     }
     let decoded = again
         .decode(&first)

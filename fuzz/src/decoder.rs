@@ -40,11 +40,18 @@ pub fn frame_decoder(data: &[u8]) {
         assert!(decoder.buffered_len() <= at, "more buffered than fed");
     }
     let last = failed.unwrap_or_else(|| decoder.end_of_stream());
-    assert_eq!(got.len(), expected.len(), "messages: {got:?} vs {expected:?}");
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "messages: {got:?} vs {expected:?}"
+    );
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(g.as_slice(), *e);
     }
-    assert!(end.matches(&last), "ended with {last:?}, reference says {end:?}");
+    assert!(
+        end.matches(&last),
+        "ended with {last:?}, reference says {end:?}"
+    );
     assert_sticky(&mut decoder, &last);
 }
 
@@ -58,7 +65,10 @@ fn feed(decoder: &mut FrameDecoder, mut piece: &[u8], by_read_buf: bool) -> usiz
     }
     while !piece.is_empty() {
         let room = decoder.read_buf();
-        assert!(!room.is_empty(), "no room although every whole message was taken");
+        assert!(
+            !room.is_empty(),
+            "no room although every whole message was taken"
+        );
         let n = room.len().min(piece.len());
         room[..n].copy_from_slice(&piece[..n]);
         decoder.advance(n);
@@ -73,7 +83,11 @@ fn frame_ends(stream: &[u8], messages: &[&[u8]]) -> Vec<usize> {
     messages
         .iter()
         .map(|m| {
-            let header = if stream[at..].starts_with(&[0xff; 4]) { 12 } else { 4 };
+            let header = if stream[at..].starts_with(&[0xff; 4]) {
+                12
+            } else {
+                4
+            };
             at += header + m.len();
             at
         })
@@ -94,7 +108,11 @@ fn drain(
                 let Some(&end) = ends.get(got.len()) else {
                     panic!("a message the reference does not have: {m:?}");
                 };
-                assert!(end <= fed, "message {} out at byte {fed}, ends at {end}", got.len());
+                assert!(
+                    end <= fed,
+                    "message {} out at byte {fed}, ends at {end}",
+                    got.len()
+                );
                 got.push(m.to_vec());
             }
             Ok(None) => return None,
@@ -110,7 +128,10 @@ fn assert_sticky(decoder: &mut FrameDecoder, last: &Error) {
         assert!(matches!(decoder.next_message(), Ok(None)));
         return;
     }
-    for again in [decoder.next_message().map(|_| ()), Err(decoder.end_of_stream())] {
+    for again in [
+        decoder.next_message().map(|_| ()),
+        Err(decoder.end_of_stream()),
+    ] {
         let e = again.expect_err("an error is sticky");
         match (last, &e) {
             (Error::Truncated { .. }, Error::Truncated { .. }) => {

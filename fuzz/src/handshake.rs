@@ -1,7 +1,7 @@
 //! A target over the handshake state machine alone: no sockets, no threads, no clock.
 
-use procwire::{AuthKey, Error};
 use procwire::auth::{Expecting, Handshake, MAX_HANDSHAKE_MESSAGE_SIZE};
+use procwire::{AuthKey, Error};
 use sha2::{Digest, Sha256};
 
 use crate::Knobs;
