@@ -201,17 +201,22 @@ fn a_codec_that_announces_more_than_it_writes_fails_without_breaking_a_small_mes
 /// [`Error::Encode`] saying `why` after the frame's first bytes left: the sender must then
 /// refuse every send, and the receiver see the frame cut short, never a wrong message.
 fn assert_cut_short(codec: Raw, why: &str) {
-    let (ours, theirs) = UnixStream::pair().unwrap();
-    let tx = Connection::<Vec<u8>, Vec<u8>, Raw>::from_fd_with(ours.into(), codec).unwrap();
-    let rx =
-        Connection::<Vec<u8>, Vec<u8>, Raw>::from_fd_with(theirs.into(), Raw::default()).unwrap();
-    warm_pair(&tx, &rx);
+    let (tx, rx) = warmed_pair(codec, false);
     // The receiver reads as the frame comes, so the sender does not block on a full
     // socket buffer.
     let reader = std::thread::spawn(move || rx.recv());
     let e = tx.send(&pattern(1 << 20, 2)).unwrap_err();
     assert!(matches!(e, Error::Encode(_)), "{e:?}");
     assert!(e.to_string().contains(why), "{e}");
+    assert_broken_and_cut_short(tx, reader);
+}
+
+/// After a send that left its frame unfinished: `tx` refuses every send, and the receive
+/// running in `reader` ends with the frame cut short once `tx` is dropped.
+fn assert_broken_and_cut_short(
+    tx: RawConn,
+    reader: std::thread::JoinHandle<procwire::Result<Vec<u8>>>,
+) {
     let again = tx.send_bytes(b"next").unwrap_err();
     assert!(
         matches!(&again, Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe),
@@ -275,15 +280,7 @@ fn assert_panic_breaks_the_sender(memfd: bool) {
         tx.send(&pattern(1 << 20, 6))
     }));
     assert!(sent.is_err(), "the codec's panic reaches the caller");
-    let again = tx.send_bytes(b"next").unwrap_err();
-    assert!(
-        matches!(&again, Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe),
-        "{again:?}"
-    );
-    assert!(again.to_string().contains("left unfinished"), "{again}");
-    drop(tx);
-    let got = reader.join().unwrap().unwrap_err();
-    assert!(matches!(got, Error::Truncated { .. }), "{got:?}");
+    assert_broken_and_cut_short(tx, reader);
 }
 
 #[test]
