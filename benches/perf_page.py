@@ -94,6 +94,12 @@ def svg(pinned, cross):
 def page(pinned_text, cross_text):
     prow, prat = parse(pinned_text)
     crow, crat = parse(cross_text)
+
+    def extra(via):
+        """The µs typed and bytes round trips on `via` take over its raw loop, pinned."""
+        over = sorted(prow[f"{kind}-{via}"][0] - prow[f"raw-{via}"][0] for kind in ("typed", "bytes"))
+        return f"{over[0]:.2f}–{over[1]:.2f}"
+
     lines = [
         "# Performance",
         "",
@@ -159,8 +165,8 @@ def page(pinned_text, cross_text):
         "  sends a 36-byte head through the socket, then copies the payload into a slot of its",
         "  memfd pool (mapped once in both processes) 256 KiB at a time, publishing its",
         "  progress in the slot; the child copies each step out as it is published (sleeping",
-        "  on a futex in the slot when it catches up), reads the 8-byte end record the sender puts on the socket after the payload, and marks",
-        "  the slot free in the shared memory.",
+        "  on a futex in the slot when it catches up), reads the 8-byte end record the sender",
+        "  puts on the socket after the payload, and marks the slot free in the shared memory.",
         "- `interprocess-bytes`: interprocess 2's local-socket `Stream` on both ends, the",
         "  12-byte frame with `write_all` / `read_exact`; interprocess frames nothing, so its",
         "  floor is `raw-unix`, the Unix socket it wraps.",
@@ -197,8 +203,8 @@ def page(pinned_text, cross_text):
         "  the interleaved page runs (the spread between runs is larger than the target's",
         "  margin: in single-row runs, `PROCWIRE_BENCH_ONLY`, typed and bytes round trips on a",
         "  pair are within ±0.03 of raw, median 1.00), so the ≤ 1.05 target is met in some",
-        "  runs, not all; on TCP, 1.05–1.10×. The system calls are the floor's: one `sendto` and one",
-        "  `recvfrom` per message and side, counted with `strace -c -f`. `recvmsg` is gone",
+        "  runs, not all; on TCP, 1.05–1.10×. The system calls are the floor's: one `sendto`",
+        "  and one `recvfrom` per message and side, counted with `strace -c -f`. `recvmsg` is gone",
         "  unless descriptors are enabled, so what is left is user space: the half's lock, the",
         "  frame decoder's bookkeeping and the codec, about 0.05 µs per operation, 0.2 µs per",
         "  round trip of four operations. A `perf record -e cpu-clock` profile of `typed-pair`",
@@ -206,8 +212,9 @@ def page(pinned_text, cross_text):
         "  `Writer::write_all`, `encode_and_send`) at about 4% of the samples; the kernel's",
         "  socket and scheduler paths are the rest. Meeting 1.05 in every run would need that",
         "  0.2 µs below 0.16 µs, and the run-to-run spread is larger than the difference. On",
-        "  TCP the extra time is about the same in µs (0.22–0.31 in the run above, against",
-        "  0.21–0.23 on the Unix path), over a floor of 4.3 µs instead of 3.2; earlier runs showed",
+        f"  TCP the extra time is about the same in µs ({extra('tcp')} in the run above, against",
+        f"  {extra('unix')} on the Unix path), over a floor of {prow['raw-tcp'][0]:.1f} µs instead of"
+        f" {prow['raw-unix'][0]:.1f}; earlier runs showed",
         "  up to 0.1 µs more on TCP, whose cause was not found (a raw loop reading 64 KiB at a",
         "  time, `rawbig-tcp`, is as fast as one reading 12 bytes, so it is not the read size).",
         "",
